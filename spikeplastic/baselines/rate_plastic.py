@@ -1,0 +1,189 @@
+"""Rate-based plastic recurrent network of Miconi, Clune & Stanley 2018 ("Differentiable plasticity").
+
+Re-implemented from the paper's equations (see ``docs/TASKS.md``); no code was copied.
+"""
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from spikeplastic.functional.plasticity import hebb_step, oja_step
+from spikeplastic.meta.protocol import EpisodeModel
+
+from ._common import (
+    AlphaMode,
+    UnitIntervalScalar,
+    alpha_parameter,
+    check_choice,
+    check_init_std,
+    check_int,
+    check_step_input,
+    plastic_matvec,
+)
+
+__all__ = ["PlasticRNN", "PlasticRNNState"]
+
+RULES = ("hebb", "oja")
+INPUT_MAPS = ("auto", "identity", "linear")
+READOUTS = ("identity", "linear")
+
+
+class PlasticRNNState(NamedTuple):
+    """Per-episode state of :class:`PlasticRNN`.
+
+    Attributes:
+        y: ``[B, n_hidden]`` activations of the ordinary units at the previous step.
+        hebb: ``[B, n_hidden, n_units]`` plastic trace ``H`` (post x pre), one per batch element.
+    """
+
+    y: Tensor
+    hebb: Tensor
+
+
+class PlasticRNN(EpisodeModel):
+    r"""Fully recurrent tanh network with plastic recurrent weights (Miconi et al. 2018).
+
+    With ``u_{t-1} = [y_{t-1}, 1]`` (the trailing 1 only when ``bias_unit=True``)::
+
+        a_t = (W + alpha * H_{t-1}) u_{t-1} + P(x_t)
+        y_t = tanh(a_t)                                 (clamp=False)
+        y_t = tanh(a_t) * (1 - c_t) + P(x_t) * c_t      (clamp=True, c_t = [P(x_t) != 0])
+        rule="hebb": H_t = (1 - eta) H_{t-1} + eta * outer(y_t, u_{t-1})
+        rule="oja":  H_t[j, i] = H_{t-1}[j, i] + eta * y_t[j] * (u_{t-1}[i] - H_{t-1}[j, i] * y_t[j])
+        out_t = y_t[:n_out]   (readout="identity")   or   R y_t + b   (readout="linear")
+
+    ``P`` is the input map: the identity when every ordinary unit receives one input component
+    (``n_in == n_hidden``, the memorisation tasks) or a learned linear projection
+    ``n_in -> n_hidden`` without bias (``input_map="linear"``; ``"auto"`` picks identity iff
+    ``n_in == n_hidden``). ``eta = sigmoid(eta_raw)`` is one learned scalar in (0, 1).
+
+    The always-on bias unit (``bias_unit=True``) is the last of the ``n_units = n_hidden + 1``
+    units; its activation is fixed at 1, so its outgoing weights ``W[:, -1] + alpha[:, -1] *
+    H[:, -1]`` are learned (and plastic) biases. It has no incoming synapses, so ``W``,
+    ``alpha`` and ``H`` have ``n_hidden`` rows and ``n_units`` columns (the pattern task's
+    1001-unit net: ``PlasticRNN(1000, bias_unit=True)``, ``W`` ``[1000, 1001]``).
+
+    Args:
+        n_in: input size per step.
+        n_out: output size; defaults to ``n_in`` with the identity readout, required with the
+            linear one (A2C tasks: ``n_actions + 1``, policy logits then value).
+        n_hidden: number of ordinary (non-bias) units; defaults to ``n_in``.
+        rule: ``"hebb"`` (decaying Hebbian trace) or ``"oja"``.
+        alpha: ``"per_synapse"`` (``alpha`` shaped like ``W``) or ``"shared"`` (one scalar).
+        eta_init: initial ``eta`` in (0, 1). learn_eta: learn it (else a fixed buffer).
+        w_init_std, alpha_init_std: ``W = w_init_std * N(0, 1)``, same for ``alpha``.
+        bias_unit: add the always-on unit. clamp: clamp units to their nonzero inputs
+            (image task; needs the identity input map).
+        input_map: ``"auto"``, ``"identity"`` or ``"linear"``.
+        readout: ``"identity"`` (first ``n_out`` units) or ``"linear"``.
+
+    Shape:
+        ``step``: ``x`` ``[B, n_in]`` -> ``out`` ``[B, n_out]``.
+
+    Example::
+
+        >>> net = PlasticRNN(16, bias_unit=True)
+        >>> out, state = net(torch.randn(10, 2, 16))      # [T, B, n_in]
+        >>> out.shape, state.hebb.shape
+        (torch.Size([10, 2, 16]), torch.Size([2, 16, 17]))
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int | None = None,
+        *,
+        n_hidden: int | None = None,
+        rule: Literal["hebb", "oja"] = "hebb",
+        alpha: AlphaMode = "per_synapse",
+        eta_init: float = 0.01,
+        learn_eta: bool = True,
+        w_init_std: float = 0.01,
+        alpha_init_std: float = 0.01,
+        bias_unit: bool = False,
+        clamp: bool = False,
+        input_map: Literal["auto", "identity", "linear"] = "auto",
+        readout: Literal["identity", "linear"] = "identity",
+    ) -> None:
+        super().__init__()
+        self.n_in = check_int("n_in", n_in)
+        self.n_hidden = self.n_in if n_hidden is None else check_int("n_hidden", n_hidden)
+        self.rule = check_choice("rule", rule, RULES)
+        self.alpha_mode = check_choice("alpha", alpha, ("per_synapse", "shared"))
+        self.readout_kind = check_choice("readout", readout, READOUTS)
+        check_choice("input_map", input_map, INPUT_MAPS)
+        if input_map == "auto":
+            input_map = "identity" if self.n_in == self.n_hidden else "linear"
+        if input_map == "identity" and self.n_in != self.n_hidden:
+            raise ValueError(
+                f"input_map='identity' needs n_in == n_hidden, got n_in={self.n_in}, "
+                f"n_hidden={self.n_hidden}; use input_map='linear'"
+            )
+        self.input_map = input_map
+        self.bias_unit = bool(bias_unit)
+        self.clamp = bool(clamp)
+        if self.clamp and input_map != "identity":
+            raise ValueError("clamp=True needs the identity input map (n_in == n_hidden, input_map='identity')")
+        self.n_units = self.n_hidden + int(self.bias_unit)
+
+        if readout == "identity":
+            self.n_out = self.n_in if n_out is None else check_int("n_out", n_out)
+            if self.n_out > self.n_hidden:
+                raise ValueError(
+                    f"readout='identity' reads the first n_out units, so n_out must be <= "
+                    f"n_hidden={self.n_hidden}, got n_out={self.n_out}; use readout='linear'"
+                )
+            self.readout: nn.Linear | None = None
+        else:
+            if n_out is None:
+                raise ValueError("n_out is required with readout='linear'")
+            self.n_out = check_int("n_out", n_out)
+            self.readout = nn.Linear(self.n_hidden, self.n_out)
+
+        self.in_proj: nn.Linear | None = (
+            nn.Linear(self.n_in, self.n_hidden, bias=False) if input_map == "linear" else None
+        )
+        shape = (self.n_hidden, self.n_units)
+        self.w = nn.Parameter(check_init_std(w_init_std, "w_init_std") * torch.randn(shape))
+        self.alpha = alpha_parameter(alpha, shape, check_init_std(alpha_init_std, "alpha_init_std"))
+        self.eta = UnitIntervalScalar(eta_init, learn=learn_eta, name="eta_init")
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_in={self.n_in}, n_out={self.n_out}, n_hidden={self.n_hidden}, rule={self.rule!r}, "
+            f"alpha={self.alpha_mode!r}, bias_unit={self.bias_unit}, clamp={self.clamp}, "
+            f"input_map={self.input_map!r}, readout={self.readout_kind!r}"
+        )
+
+    def initial_state(self, batch: int) -> PlasticRNNState:
+        """Zero activations and zero plastic trace, on ``W``'s device and dtype."""
+        check_int("batch", batch)
+        like = self.w
+        return PlasticRNNState(
+            y=like.new_zeros(batch, self.n_hidden),
+            hebb=like.new_zeros(batch, self.n_hidden, self.n_units),
+        )
+
+    def _presynaptic(self, y: Tensor) -> Tensor:
+        """``[y, 1]`` with the bias unit, else ``y``: ``[B, n_units]``."""
+        if not self.bias_unit:
+            return y
+        return torch.cat([y, y.new_ones(y.shape[0], 1)], dim=1)
+
+    def step(self, x: Tensor, state: PlasticRNNState) -> tuple[Tensor, PlasticRNNState]:
+        check_step_input(x, self.n_in)
+        pre = self._presynaptic(state.y)
+        inp = x if self.in_proj is None else self.in_proj(x)
+        y = torch.tanh(plastic_matvec(self.w, self.alpha, state.hebb, pre) + inp)
+        if self.clamp:
+            c = (inp != 0).to(y.dtype)
+            y = y * (1.0 - c) + inp * c
+        eta = self.eta()
+        if self.rule == "hebb":
+            hebb = hebb_step(state.hebb, pre, y, eta)
+        else:
+            hebb = oja_step(state.hebb, pre, y, eta)
+        out = y[:, : self.n_out] if self.readout is None else self.readout(y)
+        return out, PlasticRNNState(y=y, hebb=hebb)

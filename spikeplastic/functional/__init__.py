@@ -1,0 +1,25 @@
+"""Pure step functions: tensors and NamedTuple states in, tensors and new states out."""
+from .lif import LIFState, lif_step
+from .plasticity import (
+    STDPTraces,
+    eligibility_step,
+    hebb_step,
+    oja_step,
+    outer,
+    stdp_traces_step,
+    stdp_update,
+    trace_step,
+)
+
+__all__ = [
+    "LIFState",
+    "lif_step",
+    "STDPTraces",
+    "trace_step",
+    "stdp_traces_step",
+    "stdp_update",
+    "hebb_step",
+    "oja_step",
+    "eligibility_step",
+    "outer",
+]

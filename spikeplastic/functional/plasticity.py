@@ -1,0 +1,106 @@
+"""Pure plasticity step functions (no module state, tensors in -> tensors out).
+
+Layout convention everywhere: a plastic matrix ``H`` is ``[B, n_post, n_pre]`` (one per batch
+element), presynaptic activity ``pre`` is ``[B, n_pre]``, postsynaptic ``post`` is ``[B, n_post]``.
+Scalars such as ``eta`` may be Python floats or tensors broadcastable to ``H``.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "STDPTraces",
+    "trace_step",
+    "stdp_traces_step",
+    "stdp_update",
+    "hebb_step",
+    "oja_step",
+    "eligibility_step",
+    "outer",
+]
+
+
+def outer(post: Tensor, pre: Tensor) -> Tensor:
+    """Batched outer product ``post ⊗ pre``: ``[B, n_post] x [B, n_pre] -> [B, n_post, n_pre]``."""
+    return post.unsqueeze(-1) * pre.unsqueeze(-2)
+
+
+def _decay(tau: Tensor | float) -> Tensor | float:
+    """Per-step decay factor of a trace with time constant ``tau`` (in steps): ``exp(-1/tau)``."""
+    if isinstance(tau, Tensor):
+        return torch.exp(-1.0 / tau)
+    return math.exp(-1.0 / tau)
+
+
+def trace_step(trace: Tensor, spikes: Tensor, tau: Tensor | float, impulse: Tensor | float) -> Tensor:
+    """Exponential trace that includes this step's spike.
+
+    ``trace' = trace * exp(-1/tau) + impulse * spikes``  (Lava's x1/y1 traces with t_epoch = 1)
+    """
+    return trace * _decay(tau) + impulse * spikes
+
+
+class STDPTraces(NamedTuple):
+    """Pair-STDP traces: presynaptic ``x`` ``[B, n_pre]`` and postsynaptic ``y`` ``[B, n_post]``."""
+
+    x: Tensor
+    y: Tensor
+
+
+def stdp_traces_step(
+    traces: STDPTraces,
+    s_pre: Tensor,
+    s_post: Tensor,
+    a_plus: Tensor | float,
+    a_minus: Tensor | float,
+    tau_plus: Tensor | float,
+    tau_minus: Tensor | float,
+) -> STDPTraces:
+    """Update both traces with this step's spikes.
+
+    ``x' = x*exp(-1/tau_plus) + a_plus*s_pre``, ``y' = y*exp(-1/tau_minus) + a_minus*s_post``
+    """
+    return STDPTraces(
+        trace_step(traces.x, s_pre, tau_plus, a_plus),
+        trace_step(traces.y, s_post, tau_minus, a_minus),
+    )
+
+
+def stdp_update(traces: STDPTraces, s_pre: Tensor, s_post: Tensor) -> Tensor:
+    """Pair-STDP weight change from traces that already include this step's spikes.
+
+    ``dH = outer(s_post, x) - outer(y, s_pre)``; a single pre spike followed ``dt`` steps later by a
+    post spike gives ``+a_plus*exp(-dt/tau_plus)``, post-then-pre gives ``-a_minus*exp(-dt/tau_minus)``,
+    and a simultaneous pair gives ``a_plus - a_minus``.
+    Lava: ``Loihi2FLearningRule(dw="y0*x1 - x0*y1", ...)``.
+    """
+    return outer(s_post, traces.x) - outer(traces.y, s_pre)
+
+
+def hebb_step(H: Tensor, pre: Tensor, post: Tensor, eta: Tensor | float) -> Tensor:
+    """Hebbian trace with decay (Miconi et al. 2018).
+
+    ``H' = (1 - eta) * H + eta * outer(post, pre)``
+    """
+    return (1.0 - eta) * H + eta * outer(post, pre)
+
+
+def oja_step(H: Tensor, pre: Tensor, post: Tensor, eta: Tensor | float) -> Tensor:
+    """Oja's rule (Miconi et al. 2018, one-shot / maze tasks).
+
+    ``H'_{ji} = H_{ji} + eta * post_j * (pre_i - H_{ji} * post_j)``
+    """
+    p = post.unsqueeze(-1)
+    return H + eta * p * (pre.unsqueeze(-2) - H * p)
+
+
+def eligibility_step(E: Tensor, e: Tensor, eta_e: Tensor | float) -> Tensor:
+    """Eligibility trace of Backpropamine's retroactive modulation.
+
+    ``E' = (1 - eta_e) * E + eta_e * e``
+    """
+    return (1.0 - eta_e) * E + eta_e * e

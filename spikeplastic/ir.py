@@ -1,0 +1,297 @@
+"""Backend-neutral description of a trained spiking plastic network (numpy only).
+
+The IR is what the exporter consumes and what :func:`spikeplastic.simulate` runs: frozen
+dataclasses of numpy arrays holding *mapped* (legal-range) values, never raw parameters.
+It depends on numpy alone and never on torch or Lava.
+
+Dynamics (float), per step ``t`` and projection ``pre -> post`` (see DESIGN.md)::
+
+    a_post[t] += (w + alpha * H[t-2]) @ s_pre[t-1]          # one step of synaptic delay
+    LIF:  u = u*(1-du) + a;  v = v*(1-dv) + u + bias;  s = v > vth;  v[s] = 0
+    STDP: x = x*exp(-1/tau_plus) + a_plus*s_pre;  y = y*exp(-1/tau_minus) + a_minus*s_post
+          e = outer(s_post, x) - outer(y, s_pre)
+    Hebb: e = eta*(outer(s_post, s_pre) - H);   Oja: e = eta*s_post*(s_pre - H*s_post)
+    H[t] = clip((1-decay)*H[t-1] + m[t]*e)               (m = 1 without modulation)
+    retroactive modulation: H[t] = (1-decay)*H[t-1] + m[t]*E[t-1];  E[t] = (1-eta_e)*E[t-1] + eta_e*e
+    m[t] = tanh(w_m . s_source[t] + b_m)  (or the external third factor at t)
+
+``alpha`` is ``None`` when the plastic part enters with coefficient 1 (``W = w + H``).
+
+File format: one ``.npz`` holding a JSON header (``__ir__``) and the arrays it names.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Union
+
+import numpy as np
+
+__all__ = [
+    "IR_VERSION",
+    "Population",
+    "STDPRule",
+    "HebbRule",
+    "OjaRule",
+    "Rule",
+    "Modulation",
+    "Projection",
+    "NetworkIR",
+    "save",
+    "load",
+]
+
+IR_VERSION = 1
+
+
+def _arr(x: Any, name: str, ndim: tuple[int, ...] | None = None) -> np.ndarray:
+    a = np.array(x, dtype=np.float64)
+    a.setflags(write=False)
+    if ndim is not None and a.ndim not in ndim:
+        raise ValueError(f"{name} must have ndim in {ndim}, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return a
+
+
+@dataclass(frozen=True)
+class Population:
+    """A neuron population.
+
+    ``kind="input"``: an external source (``input_kind`` "spikes" or "current"), no dynamics.
+    ``kind="lif"``: CUBA LIF with per-neuron arrays ``du, dv, vth, bias`` (shape ``[n]``) and
+    ``reset`` "zero" or "subtract".
+    """
+
+    name: str
+    n: int
+    kind: Literal["input", "lif"] = "lif"
+    du: np.ndarray | None = None
+    dv: np.ndarray | None = None
+    vth: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    reset: Literal["zero", "subtract"] = "zero"
+    input_kind: Literal["spikes", "current"] = "spikes"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n, int) or self.n < 1:
+            raise ValueError(f"Population {self.name!r}: n must be an int >= 1, got {self.n!r}")
+        if self.kind not in ("input", "lif"):
+            raise ValueError(f"Population {self.name!r}: kind must be 'input' or 'lif', got {self.kind!r}")
+        if self.kind == "lif":
+            for k in ("du", "dv", "vth", "bias"):
+                v = getattr(self, k)
+                if v is None:
+                    raise ValueError(f"Population {self.name!r}: {k} is required for a LIF population")
+                a = np.broadcast_to(_arr(v, k, (0, 1)), (self.n,)).copy()
+                a.setflags(write=False)
+                object.__setattr__(self, k, a)
+            if self.reset not in ("zero", "subtract"):
+                raise ValueError(f"Population {self.name!r}: reset must be 'zero' or 'subtract', got {self.reset!r}")
+        elif self.input_kind not in ("spikes", "current"):
+            raise ValueError(f"input_kind must be 'spikes' or 'current', got {self.input_kind!r}")
+
+
+@dataclass(frozen=True)
+class STDPRule:
+    """Pair STDP with traces that include the current spike (Lava ``dw = y0*x1 - x0*y1``)."""
+
+    a_plus: float
+    a_minus: float
+    tau_plus: float
+    tau_minus: float
+    type: Literal["stdp"] = "stdp"
+
+    def __post_init__(self) -> None:
+        for k in ("tau_plus", "tau_minus"):
+            if not (np.isfinite(getattr(self, k)) and getattr(self, k) > 0):
+                raise ValueError(f"STDPRule.{k} must be finite and > 0, got {getattr(self, k)!r}")
+
+
+@dataclass(frozen=True)
+class HebbRule:
+    """Hebb with decay: ``e = eta*(outer(post, pre) - H)``."""
+
+    eta: float
+    type: Literal["hebb"] = "hebb"
+
+
+@dataclass(frozen=True)
+class OjaRule:
+    """Oja: ``e = eta * post * (pre - H * post)``."""
+
+    eta: float
+    type: Literal["oja"] = "oja"
+
+
+Rule = Union[STDPRule, HebbRule, OjaRule]
+_RULES: dict[str, type] = {"stdp": STDPRule, "hebb": HebbRule, "oja": OjaRule}
+
+
+@dataclass(frozen=True)
+class Modulation:
+    """Third factor ``m[t] = tanh(weight . s_source[t] + bias)`` (``source=None``: external input).
+
+    ``mode="simple"`` gates the update directly; ``"retroactive"`` gates an eligibility trace with
+    rate ``eta_e``. ``weight`` is ``[n_source]`` (one signal per sample) or ``[n_post, n_source]``
+    (one per postsynaptic neuron); ``bias`` is a scalar or ``[n_post]``.
+    """
+
+    mode: Literal["simple", "retroactive"]
+    source: str | None
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    eta_e: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("simple", "retroactive"):
+            raise ValueError(f"Modulation.mode must be 'simple' or 'retroactive', got {self.mode!r}")
+        if self.source is not None:
+            if self.weight is None or self.bias is None:
+                raise ValueError("Modulation with a source population needs weight and bias")
+            object.__setattr__(self, "weight", _arr(self.weight, "Modulation.weight", (1, 2)))
+            object.__setattr__(self, "bias", _arr(self.bias, "Modulation.bias", (0, 1)))
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Connection ``pre -> post`` with fixed weight ``[n_post, n_pre]`` and optional plasticity."""
+
+    name: str
+    pre: str
+    post: str
+    weight: np.ndarray
+    rule: Rule | None = None
+    alpha: np.ndarray | None = None
+    decay: float = 0.0
+    clip: float | None = None
+    modulation: Modulation | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", _arr(self.weight, f"{self.name}.weight", (2,)))
+        if self.alpha is not None:
+            a = _arr(self.alpha, f"{self.name}.alpha", (0, 2))
+            if a.ndim == 2 and a.shape != self.weight.shape:
+                raise ValueError(f"{self.name}.alpha must be a scalar or {self.weight.shape}, got {a.shape}")
+            object.__setattr__(self, "alpha", a)
+        if not (0.0 <= self.decay <= 1.0):
+            raise ValueError(f"{self.name}.decay must lie in [0, 1], got {self.decay!r}")
+        if self.clip is not None and not self.clip > 0:
+            raise ValueError(f"{self.name}.clip must be > 0 or None, got {self.clip!r}")
+
+    @property
+    def plastic(self) -> bool:
+        return self.rule is not None
+
+
+@dataclass(frozen=True)
+class NetworkIR:
+    """A whole network: populations (the first ``kind="input"`` one is the input) and projections."""
+
+    populations: tuple[Population, ...]
+    projections: tuple[Projection, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+    version: int = IR_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "populations", tuple(self.populations))
+        object.__setattr__(self, "projections", tuple(self.projections))
+        names = [p.name for p in self.populations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"population names must be unique, got {names}")
+        pops = {p.name: p for p in self.populations}
+        if sum(p.kind == "input" for p in self.populations) != 1:
+            raise ValueError("a NetworkIR needs exactly one population of kind 'input'")
+        for pr in self.projections:
+            for end in (pr.pre, pr.post):
+                if end not in pops:
+                    raise ValueError(f"projection {pr.name!r} refers to unknown population {end!r}")
+            if pops[pr.post].kind == "input":
+                raise ValueError(f"projection {pr.name!r} targets the input population")
+            want = (pops[pr.post].n, pops[pr.pre].n)
+            if pr.weight.shape != want:
+                raise ValueError(f"projection {pr.name!r}: weight must have shape {want}, got {pr.weight.shape}")
+            m = pr.modulation
+            if m is not None and m.source is not None and m.source not in pops:
+                raise ValueError(f"projection {pr.name!r}: modulation source {m.source!r} is unknown")
+
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def input(self) -> Population:
+        return next(p for p in self.populations if p.kind == "input")
+
+    # ---- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-able header and a flat dict of arrays (keys referenced from the header)."""
+        arrays: dict[str, np.ndarray] = {}
+
+        def enc(obj: Any, path: str) -> Any:
+            if isinstance(obj, np.ndarray):
+                arrays[path] = np.asarray(obj)
+                return {"__array__": path}
+            if hasattr(obj, "__dataclass_fields__"):
+                out = {"__type__": type(obj).__name__}
+                for f in fields(obj):
+                    out[f.name] = enc(getattr(obj, f.name), f"{path}.{f.name}")
+                return out
+            if isinstance(obj, (list, tuple)):
+                return [enc(o, f"{path}.{i}") for i, o in enumerate(obj)]
+            if isinstance(obj, dict):
+                return {k: enc(v, f"{path}.{k}") for k, v in obj.items()}
+            if isinstance(obj, (np.floating, np.integer)):
+                return obj.item()
+            return obj
+
+        return enc(self, "ir"), arrays
+
+    @classmethod
+    def from_dict(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> "NetworkIR":
+        types = {c.__name__: c for c in (NetworkIR, Population, STDPRule, HebbRule, OjaRule, Modulation, Projection)}
+
+        def dec(obj: Any) -> Any:
+            if isinstance(obj, dict):
+                if "__array__" in obj:
+                    return np.array(arrays[obj["__array__"]])
+                if "__type__" in obj:
+                    t = obj["__type__"]
+                    if t not in types:
+                        raise ValueError(f"unknown IR node type {t!r}")
+                    kw = {k: dec(v) for k, v in obj.items() if k != "__type__"}
+                    if t == "NetworkIR":
+                        kw["populations"] = tuple(kw["populations"])
+                        kw["projections"] = tuple(kw["projections"])
+                    return types[t](**kw)
+                return {k: dec(v) for k, v in obj.items()}
+            if isinstance(obj, list):
+                return [dec(o) for o in obj]
+            return obj
+
+        ir = dec(header)
+        if not isinstance(ir, NetworkIR):
+            raise ValueError("file does not hold a NetworkIR")
+        if ir.version > IR_VERSION:
+            raise ValueError(f"IR version {ir.version} is newer than this spikeplastic supports ({IR_VERSION})")
+        return ir
+
+
+def save(ir: NetworkIR, path: str | os.PathLike[str]) -> None:
+    """Write ``ir`` to one ``.npz`` file."""
+    header, arrays = ir.to_dict()
+    with open(path, "wb") as fh:
+        np.savez(fh, __ir__=np.array(json.dumps(header)), **arrays)
+
+
+def load(path: str | os.PathLike[str]) -> NetworkIR:
+    """Read a :class:`NetworkIR` written by :func:`save`."""
+    with np.load(path, allow_pickle=False) as z:
+        if "__ir__" not in z:
+            raise ValueError(f"{os.fspath(path)!r} is not a spikeplastic IR file (no '__ir__' header)")
+        header = json.loads(str(z["__ir__"]))
+        arrays = {k: z[k] for k in z.files if k != "__ir__"}
+    return NetworkIR.from_dict(header, arrays)

@@ -1,0 +1,202 @@
+"""Plastic synaptic projection: fixed weight plus a per-sample plastic part driven by a rule."""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from . import ir
+from ._params import Constrained
+from ._validation import check_choice, check_int, check_positive, check_range
+from .modulation import Neuromodulation
+from .rules import PlasticityRule, make_rule, rule_from_ir
+
+__all__ = ["PlasticLinear", "PlasticState"]
+
+
+class PlasticState(NamedTuple):
+    """Per-episode state of a projection.
+
+    ``H``: plastic part ``[B, n_post, n_pre]`` as seen by the forward pass (two updates behind the
+    spikes, Lava's timing; ``None`` when static); ``E``: eligibility trace (retroactive modulation
+    only); ``rule``: the rule's own state (e.g. STDP traces).
+    """
+
+    H: Tensor | None
+    E: Tensor | None
+    rule: Any
+
+
+class PlasticLinear(nn.Module):
+    r"""Synapses ``W = w + alpha * H`` with ``H`` learned during the episode by ``rule``.
+
+    Forward (one step of synaptic delay, Lava's ``LearningDense`` timing)::
+
+        a[t] = (w + alpha * H[t-2]) @ s_pre[t-1]
+
+    Update (called by the network once the spikes of step ``t`` are known; ``e`` from the rule)::
+
+        H[t] = clip((1 - decay) * H[t-1] + m[t] * e[t])           no / simple modulation
+        H[t] = clip((1 - decay) * H[t-1] + m[t] * E[t-1]),  E[t] = (1-eta_e) E[t-1] + eta_e e[t]
+
+    ``alpha="per_synapse"`` (``[n_out, n_in]``, Miconi 2018), ``"shared"`` (a scalar) or ``"none"``
+    (coefficient fixed to 1: ``W = w + H``, plain STDP). With ``rule=None`` the projection is static.
+    ``decay`` pulls ``W`` back towards the fixed weight ``w``. The plastic part lives in the state
+    (per episode, per batch element), never in ``.data``.
+
+    Args:
+        n_in, n_out: sizes. rule: a :class:`~spikeplastic.rules.PlasticityRule`, a rule name, or None.
+        alpha: ``"per_synapse" | "shared" | "none"``. alpha_init: initial coefficient value(s).
+        decay: rate in [0, 1] (0: none); learn_decay makes it learnable (sigmoid).
+        clip: clip ``H`` to ``[-clip, clip]`` (torch only; not exportable to Lava).
+        modulation: a :class:`~spikeplastic.modulation.Neuromodulation` third factor, or None.
+        weight: initial fixed weight ``[n_out, n_in]`` (default ``U(-1/sqrt(n_in), 1/sqrt(n_in))``).
+        learn_weight, learn_alpha: make ``w`` / ``alpha`` learnable.
+
+    Shape: ``s_pre`` ``[B, n_in]`` -> ``a`` ``[B, n_out]``.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        rule: PlasticityRule | str | None = None,
+        alpha: str = "per_synapse",
+        alpha_init: float | Tensor = 1.0,
+        decay: float = 0.0,
+        learn_decay: bool = False,
+        clip: float | None = None,
+        modulation: Neuromodulation | None = None,
+        weight: Tensor | None = None,
+        weight_scale: float = 1.0,
+        learn_weight: bool = True,
+        learn_alpha: bool = True,
+    ) -> None:
+        super().__init__()
+        self.n_in = check_int("n_in", n_in)
+        self.n_out = check_int("n_out", n_out)
+        self.rule = make_rule(rule)
+        self.alpha_mode = check_choice("alpha", alpha, ["per_synapse", "shared", "none"])
+        check_range("decay", decay, 0.0, 1.0)
+        if clip is not None:
+            check_positive("clip", clip)
+        self.clip = None if clip is None else float(clip)
+        if modulation is not None and not isinstance(modulation, Neuromodulation):
+            raise TypeError(f"modulation must be a Neuromodulation or None, got {type(modulation).__name__}")
+        if modulation is not None and self.rule is None:
+            raise ValueError("modulation needs a plasticity rule (rule=None makes the projection static)")
+        self.modulation = modulation
+        if weight is None:
+            bound = weight_scale / math.sqrt(n_in)
+            weight = torch.empty(n_out, n_in).uniform_(-bound, bound)
+        if not isinstance(weight, Tensor) or tuple(weight.shape) != (n_out, n_in):
+            raise ValueError(f"weight must be a tensor of shape [{n_out}, {n_in}], got {getattr(weight, 'shape', weight)!r}")
+        self.weight = Constrained(weight.detach(), "real", learn_weight)
+        self.alpha: Constrained | None = None
+        if self.rule is not None and self.alpha_mode != "none":
+            a = torch.as_tensor(alpha_init)
+            a = a if a.is_floating_point() else a.to(torch.get_default_dtype())
+            if self.alpha_mode == "per_synapse":
+                a = a.expand(n_out, n_in).clone() if a.dim() == 0 else a
+                if tuple(a.shape) != (n_out, n_in):
+                    raise ValueError(f"alpha_init must be a scalar or [{n_out}, {n_in}], got {tuple(a.shape)}")
+            elif a.dim() != 0:
+                raise ValueError(f"alpha_init must be a scalar with alpha='shared', got shape {tuple(a.shape)}")
+            self.alpha = Constrained(a, "real", learn_alpha)
+        self.decay = Constrained(decay, "open_unit" if learn_decay else "unit", learn_decay)
+
+    @property
+    def plastic(self) -> bool:
+        return self.rule is not None
+
+    # ---- state ----------------------------------------------------------------------------
+    def initial_state(self, batch: int) -> PlasticState:
+        ref = self.weight()
+        if self.rule is None:
+            return PlasticState(None, None, None)
+        H = ref.new_zeros(batch, self.n_out, self.n_in)
+        E = H.clone() if (self.modulation is not None and self.modulation.mode == "retroactive") else None
+        return PlasticState(H, E, self.rule.initial_state(batch, self.n_in, self.n_out, ref))
+
+    # ---- forward ----------------------------------------------------------------------------
+    def effective_weight(self, state: PlasticState) -> Tensor:
+        """``w + alpha * H`` (``[n_out, n_in]`` when static, ``[B, n_out, n_in]`` when plastic)."""
+        w = self.weight()
+        if state.H is None:
+            return w
+        return w + (state.H if self.alpha is None else self.alpha() * state.H)
+
+    def current(self, state: PlasticState, s_pre: Tensor) -> Tensor:
+        """Synaptic input ``(w + alpha*H) @ s_pre`` for ``s_pre`` ``[B, n_in]`` -> ``[B, n_out]``."""
+        a = s_pre @ self.weight().T
+        if state.H is None:
+            return a
+        if self.alpha is None or self.alpha_mode == "shared":
+            p = torch.einsum("boi,bi->bo", state.H, s_pre)
+            return a + (p if self.alpha is None else self.alpha() * p)
+        return a + torch.einsum("boi,bi->bo", self.alpha() * state.H, s_pre)
+
+    def update(self, state: PlasticState, pre: Tensor, post: Tensor, m: Tensor | None) -> PlasticState:
+        """Apply the plasticity of one step (``pre``/``post`` activity of that step, gate ``m``)."""
+        if self.rule is None or state.H is None:
+            return state
+        e, rs = self.rule.step(state.rule, pre, post, state.H)
+        decay = self.decay()
+        H = state.H if (not self.decay.learn and float(decay) == 0.0) else (1 - decay) * state.H
+        E = state.E
+        if self.modulation is None:
+            H = H + e
+        elif self.modulation.mode == "simple":
+            assert m is not None
+            H = H + m * e
+        else:
+            assert m is not None and E is not None
+            H = H + m * E
+            E = E + self.modulation.eta_e() * (e - E)
+        if self.clip is not None:
+            H = H.clamp(-self.clip, self.clip)
+        return PlasticState(H, E, rs)
+
+    # ---- IR ----------------------------------------------------------------------------------
+    def to_ir(self, name: str, pre: str, post: str) -> ir.Projection:
+        def np64(t: Tensor) -> Any:
+            return t.detach().cpu().double().numpy()
+
+        return ir.Projection(
+            name=name, pre=pre, post=post,
+            weight=np64(self.weight()),
+            rule=None if self.rule is None else self.rule.to_ir(),
+            alpha=None if self.alpha is None else np64(self.alpha()),
+            decay=float(self.decay().detach()),
+            clip=self.clip,
+            modulation=None if self.modulation is None else self.modulation.to_ir(),
+        )
+
+    @classmethod
+    def from_ir(cls, p: ir.Projection) -> "PlasticLinear":
+        """A fixed (non-learnable) projection holding the IR's exact values."""
+        n_out, n_in = p.weight.shape
+        alpha_mode = "none" if p.alpha is None else ("shared" if p.alpha.ndim == 0 else "per_synapse")
+        mod = None
+        if p.modulation is not None:
+            pm = p.modulation
+            mod = Neuromodulation(pm.mode, pm.source, per_neuron=pm.weight is not None and pm.weight.ndim == 2,
+                                  eta_e=pm.eta_e, learn_eta=False)
+            if pm.source is not None:
+                mod.weight = nn.Parameter(torch.tensor(pm.weight), requires_grad=False)
+                mod.bias = nn.Parameter(torch.tensor(pm.bias), requires_grad=False)
+        layer = cls(
+            n_in, n_out,
+            rule=None if p.rule is None else rule_from_ir(p.rule),
+            alpha=alpha_mode,
+            alpha_init=torch.tensor(p.alpha) if p.alpha is not None else 1.0,
+            decay=p.decay, clip=p.clip, modulation=mod,
+            weight=torch.tensor(p.weight), learn_weight=False, learn_alpha=False,
+        )
+        return layer
+
+    def extra_repr(self) -> str:
+        return f"n_in={self.n_in}, n_out={self.n_out}, alpha={self.alpha_mode}, clip={self.clip}"

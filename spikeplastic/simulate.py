@@ -1,0 +1,49 @@
+"""Reference torch run of a :class:`~spikeplastic.ir.NetworkIR` (what the exporter is measured against)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import ir as _ir
+from .network import Network, Record
+
+__all__ = ["simulate"]
+
+
+def simulate(
+    net_ir: _ir.NetworkIR,
+    inputs: Any,
+    *,
+    dtype: torch.dtype = torch.float64,
+    record: Sequence[str] = ("spikes", "voltages", "weights"),
+    third_factor: Any = None,
+) -> Record:
+    """Run ``net_ir`` on ``inputs`` with the float dynamics of the IR docstring.
+
+    Args:
+        inputs: ``[T, n_in]`` or ``[T, B, n_in]`` (numpy or torch); spikes for a spiking input.
+        dtype: float64 by default (the exporter's reference precision).
+        record: fields of the returned :class:`~spikeplastic.network.Record`.
+        third_factor: ``[T]``, ``[T, B]`` or ``[T, B, n_post]`` external modulation, if the IR needs it.
+
+    Returns: a :class:`Record` whose tensors have a batch dim (``B = 1`` for 2-D inputs).
+    """
+    if not isinstance(net_ir, _ir.NetworkIR):
+        raise TypeError(f"net_ir must be a spikeplastic.ir.NetworkIR, got {type(net_ir).__name__}")
+    x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs).to(dtype)
+    if x.dim() == 2:
+        x = x[:, None, :]
+    if x.dim() != 3:
+        raise ValueError(f"inputs must have shape [T, n_in] or [T, B, n_in], got {tuple(x.shape)}")
+    tf = None
+    if third_factor is not None:
+        tf = torch.as_tensor(np.asarray(third_factor) if not isinstance(third_factor, torch.Tensor) else third_factor).to(dtype)
+        if tf.dim() == 1:
+            tf = tf[:, None].expand(x.shape[0], x.shape[1])
+    net = Network.from_ir(net_ir, dtype=dtype)
+    with torch.no_grad():
+        rec, _ = net(x, record=record, third_factor=tf)
+    return rec
