@@ -1,4 +1,4 @@
-"""Rate-based baselines from the literature, all :class:`~spikeplastic.meta.protocol.EpisodeModel`\\ s.
+"""Rate-based baselines from the literature; every model is an :class:`~spikeplastic.meta.protocol.EpisodeModel`.
 
 - :class:`PlasticRNN` — Miconi et al. 2018, ``(W + alpha * H) y`` with Hebbian or Oja traces.
 - :class:`Backpropamine` — Miconi et al. 2019, neuromodulated (simple / retroactive) plasticity.

@@ -13,6 +13,7 @@ from spikeplastic.functional.plasticity import eligibility_step, outer
 from spikeplastic.meta.protocol import EpisodeModel
 
 from ._common import (
+    ALPHA_MODES,
     AlphaMode,
     UnitIntervalScalar,
     alpha_parameter,
@@ -101,7 +102,7 @@ class Backpropamine(EpisodeModel):
         self.n_out = check_int("n_out", n_out)
         self.n_hidden = check_int("n_hidden", n_hidden)
         self.mode = check_choice("mode", mode, MODES)
-        self.alpha_mode = check_choice("alpha", alpha, ("per_synapse", "shared"))
+        self.alpha_mode = check_choice("alpha", alpha, ALPHA_MODES)
         if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not 0.0 < clip < float("inf"):
             raise ValueError(f"clip must be a finite float > 0, got {clip!r}")
         self.clip = float(clip)

@@ -14,6 +14,7 @@ from spikeplastic.functional.plasticity import oja_step
 from spikeplastic.meta.protocol import EpisodeModel
 
 from ._common import (
+    ALPHA_MODES,
     AlphaMode,
     UnitIntervalScalar,
     alpha_parameter,
@@ -109,7 +110,7 @@ class OneShotPlastic(EpisodeModel):
         self.channels = check_int("channels", channels)
         self.n_conv = check_int("n_conv", n_conv)
         self.padding = check_int("padding", padding, minimum=0)
-        self.alpha_mode = check_choice("alpha", alpha, ("per_synapse", "shared"))
+        self.alpha_mode = check_choice("alpha", alpha, ALPHA_MODES)
         sides = _conv_sides(side, self.n_conv, self.padding)
         if min(sides) < 1:
             raise ValueError(

@@ -13,6 +13,7 @@ from spikeplastic.functional.plasticity import hebb_step, oja_step
 from spikeplastic.meta.protocol import EpisodeModel
 
 from ._common import (
+    ALPHA_MODES,
     AlphaMode,
     UnitIntervalScalar,
     alpha_parameter,
@@ -82,6 +83,9 @@ class PlasticRNN(EpisodeModel):
     Shape:
         ``step``: ``x`` ``[B, n_in]`` -> ``out`` ``[B, n_out]``.
 
+    The maze net of Miconi et al. 2018 (A2C, 200 Oja units) is
+    ``PlasticRNN(n_obs, n_actions + 1, n_hidden=200, rule="oja", readout="linear")``.
+
     Example::
 
         >>> net = PlasticRNN(16, bias_unit=True)
@@ -111,7 +115,7 @@ class PlasticRNN(EpisodeModel):
         self.n_in = check_int("n_in", n_in)
         self.n_hidden = self.n_in if n_hidden is None else check_int("n_hidden", n_hidden)
         self.rule = check_choice("rule", rule, RULES)
-        self.alpha_mode = check_choice("alpha", alpha, ("per_synapse", "shared"))
+        self.alpha_mode = check_choice("alpha", alpha, ALPHA_MODES)
         self.readout_kind = check_choice("readout", readout, READOUTS)
         check_choice("input_map", input_map, INPUT_MAPS)
         if input_map == "auto":

@@ -257,7 +257,7 @@ def _cifar_gray(root: str, split: str) -> Tensor:
 
 def occluded_mse(outputs: Tensor, episode: Episode) -> float:
     """Plain mean squared error per pixel on the occluded half at the last step."""
-    y = outputs[-1]
+    y = outputs[-1].detach()
     occ = _occluded(episode)
     return float(((y - episode.targets) ** 2)[occ].mean())
 
@@ -370,7 +370,7 @@ class ImageTask(SupervisedTask):
 
     def metric(self, outputs: Tensor, episode: Episode) -> float:
         """Relative squared error on the occluded half: ``mean_b sum_occ (y-t)^2 / sum_occ t^2``."""
-        y = check_outputs(outputs, self.n_out, batch=episode.targets.shape[0])[-1]
+        y = check_outputs(outputs, self.n_out, batch=episode.targets.shape[0])[-1].detach()
         occ = _occluded(episode).to(y.dtype)
         err = (((y - episode.targets) ** 2) * occ).sum(-1)
         ref = ((episode.targets**2) * occ).sum(-1).clamp_min(1e-12)

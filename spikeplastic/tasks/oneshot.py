@@ -346,5 +346,5 @@ class OneShotTask(SupervisedTask):
 
     def metric(self, outputs: Tensor, episode: Episode) -> float:
         """Query accuracy: ``mean(argmax(outputs[-1]) == targets)``."""
-        z = check_outputs(outputs, self.n_out, batch=episode.targets.shape[0])[-1]
+        z = check_outputs(outputs, self.n_out, batch=episode.targets.shape[0])[-1].detach()
         return float((z.argmax(dim=-1) == episode.targets).float().mean())

@@ -40,7 +40,6 @@ from ._common import (
     check_generator,
     check_int,
     check_outputs,
-    rand,
     randint,
     random_permutations,
     schedule_blocks,
@@ -186,5 +185,5 @@ class PatternTask(SupervisedTask):
 
     def metric(self, outputs: Tensor, episode: Episode) -> float:
         """Fraction of bits with the wrong sign at the last step."""
-        y = check_outputs(outputs, self.n_out, batch=episode.targets.shape[0])[-1]
+        y = check_outputs(outputs, self.n_out, batch=episode.targets.shape[0])[-1].detach()
         return float((torch.sign(y) != episode.targets).float().mean())
