@@ -16,12 +16,15 @@ from torch import Tensor, nn
 Constraint = Literal["real", "positive", "unit", "open_unit", "nonneg"]
 
 _EPS = 1e-6
+_POS_OFFSET = 1e-9  # keeps a "positive" quantity strictly > 0 when softplus underflows
 
 
 def _inverse(c: Constraint, v: Tensor) -> Tensor:
     if c == "positive" or c == "nonneg":
-        v = v.clamp_min(_EPS)
-        return v + torch.log(-torch.expm1(-v))
+        # "positive" maps raw -> softplus(raw) + 1e-9: remove the offset so that map(inverse(v)) == v
+        v = (v - _POS_OFFSET if c == "positive" else v).clamp_min(_EPS)
+        # F.softplus is the identity above its threshold (20): invert that branch exactly too
+        return torch.where(v > 20.0, v, v + torch.log(-torch.expm1(-v)))
     if c == "open_unit":
         v = v.clamp(_EPS, 1 - _EPS)
         return torch.log(v) - torch.log1p(-v)
@@ -30,7 +33,7 @@ def _inverse(c: Constraint, v: Tensor) -> Tensor:
 
 def _forward(c: Constraint, raw: Tensor) -> Tensor:
     if c == "positive":
-        return F.softplus(raw) + 1e-9
+        return F.softplus(raw) + _POS_OFFSET
     if c == "nonneg":
         return F.softplus(raw)
     if c == "unit":

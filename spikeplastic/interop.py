@@ -14,9 +14,13 @@ from .surrogate import SURROGATES, Surrogate, surrogate as make_surrogate
 __all__ = ["from_snntorch"]
 
 
+_SNN_ALIASES = {"straight_through_estimator": "straight_through"}
+
+
 def _surrogate_of(layer: Any) -> Surrogate:
     fn = getattr(layer, "spike_grad", None)
     name = getattr(fn, "__qualname__", "").split(".")[0]
+    name = _SNN_ALIASES.get(name, name)
     if name not in SURROGATES:
         raise ValueError(
             f"{type(layer).__name__}.spike_grad {name or fn!r} has no spikeplastic equivalent; "
@@ -39,7 +43,9 @@ def from_snntorch(model: nn.Module, *, learn: bool = True) -> Network:
     ``Synaptic(alpha, beta)`` -> ``LIF(du=1-alpha, dv=1-beta)``; ``Linear(W, b)`` -> a static
     :class:`PlasticLinear` with weight ``W`` and the LIF's ``bias = b`` (Leaky only).
     ``reset_mechanism`` "zero" and "subtract" map to the same-named resets (both follow snnTorch's
-    semantics; only "zero" exports to Lava's built-in LIF); "none" is rejected.
+    semantics; only "zero" exports to Lava's built-in LIF); "none" is rejected. ``Synaptic`` with
+    the zero reset needs ``reset_delay=False`` (snnTorch's delayed zero reset of ``Synaptic`` silences
+    the step after a spike, which a LIF does not); subtract needs the default ``reset_delay=True``.
 
     Timing: spikeplastic (like Lava) delays every projection by one step, so layer ``L`` fires
     ``L`` steps after snnTorch's layer ``L`` for the same input. Without biases the spike trains
@@ -75,6 +81,18 @@ def from_snntorch(model: nn.Module, *, learn: bool = True) -> Network:
             raise ValueError(f"model[{i + 1}] uses inhibition=True, which has no LIF equivalent")
         if reset == "subtract" and not getattr(neu, "reset_delay", True):
             raise ValueError(f"model[{i + 1}]: subtract reset with reset_delay=False is not supported")
+        if reset == "zero" and isinstance(neu, snn.Synaptic) and getattr(neu, "reset_delay", True):
+            # snnTorch's delayed zero reset of Synaptic also zeroes the step after a spike (no spike
+            # possible there); Lava's LIF resets v at the spike and integrates on at the next step.
+            raise ValueError(
+                f"model[{i + 1}]: snn.Synaptic with reset_mechanism='zero' maps to the LIF zero reset only with "
+                "reset_delay=False"
+            )
+        if getattr(neu, "state_quant", False):
+            raise ValueError(f"model[{i + 1}] uses state_quant, which has no LIF equivalent")
+        gsf = getattr(neu, "graded_spikes_factor", None)
+        if gsf is not None and bool((torch.as_tensor(gsf) != 1).any()):
+            raise ValueError(f"model[{i + 1}].graded_spikes_factor must be 1 (LIF spikes are 0/1), got {gsf!r}")
         w = lin.weight.detach().clone()
         b = lin.bias.detach().clone() if lin.bias is not None else torch.zeros(lin.out_features)
         beta = neu.beta.detach().clone()

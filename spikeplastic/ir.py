@@ -55,6 +55,14 @@ def _arr(x: Any, name: str, ndim: tuple[int, ...] | None = None) -> np.ndarray:
     return a
 
 
+def _num(x: Any, name: str, lo: float, hi: float, *, open_lo: bool = False) -> None:
+    """Raise ``ValueError`` unless ``x`` is a finite real number in ``[lo, hi]`` (``(lo, hi]`` with open_lo)."""
+    ok = isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and bool(np.isfinite(x))
+    if not ok or x < lo or x > hi or (open_lo and x == lo):
+        rng = f"{'(' if open_lo else '['}{lo}, {hi}]"
+        raise ValueError(f"{name} must be a finite number in {rng}, got {x!r}")
+
+
 @dataclass(frozen=True)
 class Population:
     """A neuron population.
@@ -84,9 +92,17 @@ class Population:
                 v = getattr(self, k)
                 if v is None:
                     raise ValueError(f"Population {self.name!r}: {k} is required for a LIF population")
-                a = np.broadcast_to(_arr(v, k, (0, 1)), (self.n,)).copy()
+                a = _arr(v, f"Population {self.name!r}: {k}", (0, 1))
+                if a.ndim == 1 and a.shape != (self.n,):
+                    raise ValueError(f"Population {self.name!r}: {k} must be a scalar or have shape ({self.n},), got {a.shape}")
+                a = np.broadcast_to(a, (self.n,)).copy()
                 a.setflags(write=False)
                 object.__setattr__(self, k, a)
+            for k in ("du", "dv"):
+                if np.any((getattr(self, k) < 0) | (getattr(self, k) > 1)):
+                    raise ValueError(f"Population {self.name!r}: {k} must lie in [0, 1], got {getattr(self, k)}")
+            if np.any(self.vth <= 0):  # type: ignore[operator]
+                raise ValueError(f"Population {self.name!r}: vth must be > 0, got {self.vth}")
             if self.reset not in ("zero", "subtract"):
                 raise ValueError(f"Population {self.name!r}: reset must be 'zero' or 'subtract', got {self.reset!r}")
         elif self.input_kind not in ("spikes", "current"):
@@ -105,8 +121,9 @@ class STDPRule:
 
     def __post_init__(self) -> None:
         for k in ("tau_plus", "tau_minus"):
-            if not (np.isfinite(getattr(self, k)) and getattr(self, k) > 0):
-                raise ValueError(f"STDPRule.{k} must be finite and > 0, got {getattr(self, k)!r}")
+            _num(getattr(self, k), f"STDPRule.{k}", 0.0, np.inf, open_lo=True)
+        for k in ("a_plus", "a_minus"):
+            _num(getattr(self, k), f"STDPRule.{k}", 0.0, np.inf)
 
 
 @dataclass(frozen=True)
@@ -116,6 +133,9 @@ class HebbRule:
     eta: float
     type: Literal["hebb"] = "hebb"
 
+    def __post_init__(self) -> None:
+        _num(self.eta, "HebbRule.eta", 0.0, 1.0)
+
 
 @dataclass(frozen=True)
 class OjaRule:
@@ -123,6 +143,9 @@ class OjaRule:
 
     eta: float
     type: Literal["oja"] = "oja"
+
+    def __post_init__(self) -> None:
+        _num(self.eta, "OjaRule.eta", 0.0, 1.0)
 
 
 Rule = Union[STDPRule, HebbRule, OjaRule]
@@ -147,6 +170,7 @@ class Modulation:
     def __post_init__(self) -> None:
         if self.mode not in ("simple", "retroactive"):
             raise ValueError(f"Modulation.mode must be 'simple' or 'retroactive', got {self.mode!r}")
+        _num(self.eta_e, "Modulation.eta_e", 0.0, 1.0)
         if self.source is not None:
             if self.weight is None or self.bias is None:
                 raise ValueError("Modulation with a source population needs weight and bias")
@@ -175,10 +199,15 @@ class Projection:
             if a.ndim == 2 and a.shape != self.weight.shape:
                 raise ValueError(f"{self.name}.alpha must be a scalar or {self.weight.shape}, got {a.shape}")
             object.__setattr__(self, "alpha", a)
-        if not (0.0 <= self.decay <= 1.0):
-            raise ValueError(f"{self.name}.decay must lie in [0, 1], got {self.decay!r}")
-        if self.clip is not None and not self.clip > 0:
-            raise ValueError(f"{self.name}.clip must be > 0 or None, got {self.clip!r}")
+        _num(self.decay, f"{self.name}.decay", 0.0, 1.0)
+        if self.clip is not None:
+            _num(self.clip, f"{self.name}.clip", 0.0, np.inf, open_lo=True)
+        if self.rule is not None and not isinstance(self.rule, (STDPRule, HebbRule, OjaRule)):
+            raise ValueError(f"{self.name}.rule must be an STDPRule, HebbRule, OjaRule or None, got {type(self.rule).__name__}")
+        if self.modulation is not None and not isinstance(self.modulation, Modulation):
+            raise ValueError(f"{self.name}.modulation must be a Modulation or None, got {type(self.modulation).__name__}")
+        if self.modulation is not None and self.rule is None:
+            raise ValueError(f"{self.name}: modulation needs a plasticity rule")
 
     @property
     def plastic(self) -> bool:
@@ -200,6 +229,9 @@ class NetworkIR:
         names = [p.name for p in self.populations]
         if len(set(names)) != len(names):
             raise ValueError(f"population names must be unique, got {names}")
+        pnames = [p.name for p in self.projections]
+        if len(set(pnames)) != len(pnames):
+            raise ValueError(f"projection names must be unique, got {pnames}")
         pops = {p.name: p for p in self.populations}
         if sum(p.kind == "input" for p in self.populations) != 1:
             raise ValueError("a NetworkIR needs exactly one population of kind 'input'")
@@ -213,8 +245,17 @@ class NetworkIR:
             if pr.weight.shape != want:
                 raise ValueError(f"projection {pr.name!r}: weight must have shape {want}, got {pr.weight.shape}")
             m = pr.modulation
-            if m is not None and m.source is not None and m.source not in pops:
-                raise ValueError(f"projection {pr.name!r}: modulation source {m.source!r} is unknown")
+            if m is not None and m.source is not None:
+                if m.source not in pops:
+                    raise ValueError(f"projection {pr.name!r}: modulation source {m.source!r} is unknown")
+                n_src, n_post = pops[m.source].n, pops[pr.post].n
+                w_ok = m.weight.shape in ((n_src,), (n_post, n_src))  # type: ignore[union-attr]
+                b_ok = m.bias.shape == (() if m.weight.ndim == 1 else (n_post,))  # type: ignore[union-attr]
+                if not (w_ok and b_ok):
+                    raise ValueError(
+                        f"projection {pr.name!r}: modulation weight/bias must be [{n_src}] and a scalar, or "
+                        f"[{n_post}, {n_src}] and [{n_post}], got {m.weight.shape} and {m.bias.shape}"  # type: ignore[union-attr]
+                    )
 
     def population(self, name: str) -> Population:
         for p in self.populations:
@@ -272,7 +313,10 @@ class NetworkIR:
                 return [dec(o) for o in obj]
             return obj
 
-        ir = dec(header)
+        try:
+            ir = dec(header)
+        except (TypeError, KeyError, AttributeError) as e:  # missing/unknown fields or arrays
+            raise ValueError(f"malformed IR: {type(e).__name__}: {e}") from e
         if not isinstance(ir, NetworkIR):
             raise ValueError("file does not hold a NetworkIR")
         if ir.version > IR_VERSION:

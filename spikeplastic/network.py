@@ -163,6 +163,9 @@ class Network(nn.Module):
         """
         if len(sizes) < 2:
             raise ValueError(f"sizes must list the input size and at least one layer, got {list(sizes)}")
+        if isinstance(rule, nn.Module):  # a module is callable: rule() would call its (missing) forward
+            raise TypeError("rule must be a rule name or a zero-argument factory (e.g. lambda: STDP(...)), "
+                            f"not a {type(rule).__name__} instance shared by every projection")
         lif = dict(lif or {})
         linear = dict(linear or {})
         pops = {f"l{i}": LIF(n, **lif) for i, n in enumerate(sizes[1:], start=1)}
@@ -222,6 +225,11 @@ class Network(nn.Module):
         """
         if validate:
             self._check_input(x, "x", 2)
+        if third_factor is None:
+            # without it the plasticity of these projections would be skipped silently
+            need = [n for n, l in self.projs.items() if l.modulation is not None and l.modulation.source is None]
+            if need:
+                raise ValueError(f"projections {need} are modulated by an external third factor: pass third_factor=...")
         currents: dict[str, Tensor] = {}
         synapses: dict[str, PlasticState] = {}
         for name, layer in self.projs.items():
@@ -265,6 +273,8 @@ class Network(nn.Module):
     # ---- whole episode ----------------------------------------------------------------------
     def _check_input(self, x: Any, name: str, ndim: int) -> None:
         check_tensor(name, x, ndim=ndim, last_dim=self.n_in)
+        if x.dtype != self.dtype:
+            raise TypeError(f"{name} has dtype {x.dtype} but the network is {self.dtype}; convert one with .to(...)")
         if self.input_kind == "spikes":
             check_spikes(name, x)
 

@@ -27,14 +27,16 @@ def simulate(
         inputs: ``[T, n_in]`` or ``[T, B, n_in]`` (numpy or torch); spikes for a spiking input.
         dtype: float64 by default (the exporter's reference precision).
         record: fields of the returned :class:`~spikeplastic.network.Record`.
-        third_factor: ``[T]``, ``[T, B]`` or ``[T, B, n_post]`` external modulation, if the IR needs it.
+        third_factor: ``[T]``, ``[T, B]`` or ``[T, B, n_post]`` external modulation, if the IR needs it;
+            with 2-D ``inputs`` (no batch dim) it is ``[T]`` or ``[T, n_post]``, as for the Lava run.
 
     Returns: a :class:`Record` whose tensors have a batch dim (``B = 1`` for 2-D inputs).
     """
     if not isinstance(net_ir, _ir.NetworkIR):
         raise TypeError(f"net_ir must be a spikeplastic.ir.NetworkIR, got {type(net_ir).__name__}")
     x = torch.as_tensor(np.asarray(inputs) if not isinstance(inputs, torch.Tensor) else inputs).to(dtype)
-    if x.dim() == 2:
+    unbatched = x.dim() == 2
+    if unbatched:
         x = x[:, None, :]
     if x.dim() != 3:
         raise ValueError(f"inputs must have shape [T, n_in] or [T, B, n_in], got {tuple(x.shape)}")
@@ -43,6 +45,8 @@ def simulate(
         tf = torch.as_tensor(np.asarray(third_factor) if not isinstance(third_factor, torch.Tensor) else third_factor).to(dtype)
         if tf.dim() == 1:
             tf = tf[:, None].expand(x.shape[0], x.shape[1])
+        elif unbatched and tf.dim() == 2:  # [T, n_post] per postsynaptic neuron
+            tf = tf[:, None, :]
     net = Network.from_ir(net_ir, dtype=dtype)
     with torch.no_grad():
         rec, _ = net(x, record=record, third_factor=tf)
