@@ -1,1 +1,100 @@
-"""placeholder"""
+"""spikeplastic.export: trained plastic SNNs as Lava processes that keep learning with the same rule.
+
+Importing this package is cheap: it loads neither Lava nor NIR. Every name below is imported on first
+use (PEP 562 ``__getattr__``); Lava itself is imported only when a Lava network is built.
+
+Lava export (lava-nc 0.10.0; on Python >= 3.11 through an in-memory compatibility shim, see
+:mod:`spikeplastic.export._compat`):
+
+- :func:`to_lava` ``(net_or_ir, mode="float"|"fixed", backend="cpu"|"loihi2") -> LavaNetwork``;
+  ``LavaNetwork.run(inputs, steps=None, third_factor=None) -> LavaRecord`` (spikes, voltages,
+  weights per step, indexed like :class:`spikeplastic.Record`; Lava always stopped, runs bounded).
+- :func:`verify` ``(net_or_ir, inputs=None, steps=None, mode="float", seed=0) -> VerifyReport``.
+- :func:`snap_to_literals` ``(net_or_ir) -> (NetworkIR, changes)``: project learned decay/eta/eta_e
+  onto Lava's rule-literal grid ``m*2^e`` (needed for exact export of sigmoid-mapped values).
+- Errors: :class:`ExportError` (ValueError: a value the target cannot hold), :class:`UnsupportedError`
+  (NotImplementedError), :class:`BackendUnavailableError`, :class:`LavaTimeoutError`.
+
+Fixed point (Loihi-legal integers, no Lava needed):
+
+- :func:`quantize_ir` ``(ir, scale=None) -> (FixedNetwork, QuantReport)``.
+- :func:`simulate_fixed` ``(fixed, inputs, rng_seed=0) -> FixedRecord``: torch emulation of Lava's
+  integer LIF, Dense and bit-approximate learning engine (bit-exact with Lava's CPU models).
+
+NIR (static part; the rule travels in a sidecar dict): :func:`to_nir` ``-> (nir.NIRGraph, dict)``,
+:func:`from_nir` ``(graph, sidecar=None) -> NetworkIR``.
+
+CLI building blocks: :func:`export_command`, :func:`verify_command` (in ``cli_commands``).
+
+Example::
+
+    >>> import spikeplastic as sp
+    >>> from spikeplastic.export import to_lava, verify
+    >>> net = sp.Network.feedforward([20, 16, 4], rule="stdp", recurrent=True)
+    >>> report = verify(net, steps=200)            # doctest: +SKIP
+    >>> report.ok, report.spike_agreement_pct      # doctest: +SKIP
+    (True, 100.0)
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "to_lava",
+    "verify",
+    "VerifyReport",
+    "LavaNetwork",
+    "LavaRecord",
+    "quantize_ir",
+    "FixedNetwork",
+    "QuantReport",
+    "simulate_fixed",
+    "FixedRecord",
+    "to_nir",
+    "from_nir",
+    "snap_to_literals",
+    "export_command",
+    "verify_command",
+    "ExportError",
+    "UnsupportedError",
+    "BackendUnavailableError",
+    "LavaTimeoutError",
+    "lava_available",
+]
+
+_LAZY = {
+    "to_lava": "._export",
+    "BackendUnavailableError": "._export",
+    "verify": ".verification",
+    "VerifyReport": ".verification",
+    "LavaNetwork": "._lava",
+    "LavaRecord": "._lava",
+    "LavaTimeoutError": "._lava",
+    "quantize_ir": ".quantize",
+    "FixedNetwork": ".quantize",
+    "QuantReport": ".quantize",
+    "simulate_fixed": ".fixed_sim",
+    "FixedRecord": ".fixed_sim",
+    "to_nir": ".nir_io",
+    "from_nir": ".nir_io",
+    "export_command": ".cli_commands",
+    "verify_command": ".cli_commands",
+    "snap_to_literals": "._plan",
+    "ExportError": "._plan",
+    "UnsupportedError": "._plan",
+    "lava_available": "._compat",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'spikeplastic.export' has no attribute {name!r}")
+    value = getattr(importlib.import_module(mod, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -2,7 +2,7 @@
 
 The core never imports Lava; the exporter lives in :mod:`spikeplastic.export` and loads it on use.
 """
-from . import functional, ir
+from . import functional, ir, quant
 from .functional import LIFState, STDPTraces
 from .interop import from_snntorch
 from .modulation import Neuromodulation
@@ -37,5 +37,6 @@ __all__ = [
     "from_snntorch",
     "functional",
     "ir",
+    "quant",
     "__version__",
 ]

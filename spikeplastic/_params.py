@@ -7,7 +7,7 @@ perturbs a threshold or time constant by a rounding error.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,8 @@ class Constrained(nn.Module):
 
     ``value = map(raw)`` with ``map`` one of: ``real`` (identity), ``positive`` (softplus + 1e-9),
     ``nonneg`` (softplus), ``unit`` (clamp to [0, 1], as snnTorch clamps ``beta``), ``open_unit``
-    (sigmoid). Calling the module returns the mapped value.
+    (sigmoid). Calling the module returns the mapped value, passed through ``transform`` when one
+    is set (e.g. a straight-through projection onto Loihi's grid, see :mod:`spikeplastic.quant`).
     """
 
     def __init__(self, value: Tensor | float, constraint: Constraint = "real", learn: bool = False) -> None:
@@ -61,11 +62,17 @@ class Constrained(nn.Module):
             self.raw = nn.Parameter(_inverse(constraint, v))
         else:
             self.register_buffer("value", v)
+        self.transform: Callable[[Tensor], Tensor] | None = None
 
-    def forward(self) -> Tensor:
+    def mapped(self) -> Tensor:
+        """The value in its legal range, before any ``transform``."""
         if self.learn:
             return _forward(self.constraint, self.raw)
         return self.value
+
+    def forward(self) -> Tensor:
+        v = self.mapped()
+        return v if self.transform is None else self.transform(v)
 
     def extra_repr(self) -> str:
         return f"constraint={self.constraint}, learn={self.learn}, shape={tuple(self().shape)}"

@@ -1,7 +1,7 @@
 """Leaky integrate-and-fire population module (thin wrapper around :func:`lif_step`)."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -106,6 +106,8 @@ class LIF(nn.Module):
         self.dv = Constrained(q("dv", dv), "unit", learn_decay)
         self.vth = Constrained(q("vth", vth), "positive", learn_threshold)
         self.bias = Constrained(q("bias", bias), "real", learn_bias)
+        #: set by :func:`spikeplastic.quant.loihi_legal`: the integer state unit (Loihi emulation)
+        self.quantum: Callable[[], Tensor] | None = None
 
     def params(self) -> LIFParams:
         """The mapped (legal-range) parameters."""
@@ -119,7 +121,8 @@ class LIF(nn.Module):
     def step(self, a: Tensor, state: LIFState, params: LIFParams | None = None) -> LIFState:
         """One step with input current ``a`` ``[B, n]``; the new state's ``s`` holds the spikes."""
         p = self.params() if params is None else params
-        return lif_step(a, state, p.du, p.dv, p.vth, p.bias, self.spike_fn, self.reset, self.detach_reset)
+        q = None if self.quantum is None else self.quantum()
+        return lif_step(a, state, p.du, p.dv, p.vth, p.bias, self.spike_fn, self.reset, self.detach_reset, q)
 
     def forward(self, a: Tensor, state: LIFState) -> LIFState:
         return self.step(a, state)
