@@ -16,9 +16,17 @@ loaded untouched.
 
 :func:`import_lava` is what exporter functions call: it installs the hook, imports ``lava`` and
 raises an :class:`ImportError` with the install command when lava-nc is missing.
+
+Second incompatibility (any Python): ``lava/magma/runtime/message_infrastructure/multiprocessing.py``
+calls ``multiprocessing.set_start_method('fork')`` at import time, which raises ``RuntimeError:
+context has already been set`` once anything in the process has fixed the start method (a plain
+``multiprocessing.get_start_method()`` does, e.g. during a training run before an export in the same
+process). :func:`import_lava` imports that module with a tolerant ``set_start_method`` that is a
+no-op when the method already is ``'fork'`` and forces it otherwise (Lava's runtime needs fork).
 """
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -45,7 +53,7 @@ LAVA_VERSION = "0.10.0"
 TARGET_MODULE = "lava.magma.compiler.var_model"
 INSTALL_HINT = (
     "the Lava exporter needs lava-nc 0.10.0; install it with\n"
-    "    pip install 'numpy>=1.24.4,<2' 'scipy>=1.10.1,<2' 'networkx<=2.8.7' 'asteval>=0.9.31,<0.10' "
+    "    pip install 'numpy>=1.24.4,<2' 'scipy>=1.10.1,<2' 'networkx>=2.8' 'asteval>=0.9.31,<0.10' "
     "'scikit-learn>=1.5'\n"
     "    pip install --no-deps --ignore-requires-python lava-nc==0.10.0\n"
     "(or run scripts/setup.sh, which does both)"
@@ -151,4 +159,28 @@ def import_lava() -> ModuleType:
     import lava  # noqa: F401  (the package itself is light; submodules are imported by the caller)
     import lava.magma.compiler.var_model  # noqa: F401  (fail here, clearly, if the patch did not apply)
 
+    _import_lava_multiprocessing()
     return sys.modules["lava"]
+
+
+_LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
+
+
+def _import_lava_multiprocessing() -> None:
+    """Import Lava's message infrastructure even if the multiprocessing start method is already set."""
+    if _LAVA_MP in sys.modules:
+        return
+    import multiprocessing as mp
+
+    original = mp.set_start_method
+
+    def tolerant(method: str | None, force: bool = False) -> None:
+        if mp.get_start_method(allow_none=True) == method:
+            return
+        original(method, force=True)
+
+    mp.set_start_method = tolerant  # type: ignore[assignment]
+    try:
+        importlib.import_module(_LAVA_MP)
+    finally:
+        mp.set_start_method = original  # type: ignore[assignment]

@@ -22,8 +22,11 @@ pip() { "$VENV/bin/python" -m pip "$@"; }
 pip install -q --upgrade pip setuptools wheel
 # torch before anything that depends on it, so no resolver pulls a multi-GB CUDA build.
 pip install -q $TORCH_SPEC
-# Lava's pinned dependency set (numpy<2), then lava-nc itself without its Python-version guard.
-pip install -q "numpy>=1.24.4,<2" "scipy>=1.10.1,<2" "networkx<=2.8.7" "asteval>=0.9.31,<0.10" "scikit-learn>=1.5"
+# Lava's dependency set (numpy<2), then lava-nc itself without its Python-version guard (it declares
+# Python <3.11; spikeplastic.export carries the one fix 3.11 needs, see export/_compat.py).
+# lava-nc pins networkx<=2.8.7, but scikit-image needs networkx>=3 and Lava was measured to work with
+# networkx 3.6 (tests/export), so networkx is left to the resolver.
+pip install -q "numpy>=1.24.4,<2" "scipy>=1.10.1,<2" "networkx>=2.8" "asteval>=0.9.31,<0.10" "scikit-learn>=1.5"
 if [ "$WITH_LAVA" = 1 ]; then
   pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 fi

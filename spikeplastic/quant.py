@@ -40,7 +40,7 @@ from torch import Tensor
 from .network import Network
 from .rules import STDP, Hebb, Oja
 
-__all__ = ["LoihiSpec", "loihi_legal", "remove_loihi_legal", "population_scale", "nearest_literal"]
+__all__ = ["LoihiSpec", "loihi_legal", "lava_literals", "remove_loihi_legal", "population_scale", "nearest_literal"]
 
 _LITERALS = sorted({m * 2.0**e for m in range(-8, 8) for e in range(-7, 9)})
 
@@ -152,13 +152,31 @@ def loihi_legal(net: Network, spec: LoihiSpec = LoihiSpec()) -> Network:
         k = kf(net.topology[pname][1])
         plastic = layer.plastic
         layer.weight.transform = lambda w, k=k, plastic=plastic: _quant_weight(w, k(), plastic, spec)
-        if layer.plastic:
-            layer.decay.transform = nearest_literal
         if isinstance(layer.rule, STDP):
             for q in (layer.rule.tau_plus, layer.rule.tau_minus):
                 q.transform = lambda v: _ste(v, torch.round(v.detach()).clamp(1, 255))
-        if isinstance(layer.rule, (Hebb, Oja)):  # pragma: no cover - rejected above; kept for float export
+    lava_literals(net)
+    return net
+
+
+def lava_literals(net: Network) -> Network:
+    """Keep the coefficients that Lava's learning engine takes as rule literals on the ``m*2^e`` grid
+    (in place; returns ``net``): every plastic projection's ``decay``, Hebb/Oja ``eta`` and the
+    retroactive modulation's ``eta_e``, with straight-through gradients.
+
+    This is all that exact *float* export (``to_lava(mode="float")``) needs; train with it on, and
+    the exported network is the trained one. :func:`loihi_legal` (fixed point) implies it.
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a spikeplastic Network, got {type(net).__name__}")
+    for layer in net.projs.values():
+        if not layer.plastic:
+            continue
+        layer.decay.transform = nearest_literal
+        if isinstance(layer.rule, (Hebb, Oja)):
             layer.rule.eta.transform = nearest_literal
+        if layer.modulation is not None and layer.modulation.mode == "retroactive":
+            layer.modulation.eta_e.transform = nearest_literal
     return net
 
 

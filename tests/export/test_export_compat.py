@@ -108,3 +108,20 @@ def test_public_api_resolves() -> None:
         assert getattr(e, name) is not None, name
     with pytest.raises(AttributeError):
         e.no_such_name  # noqa: B018
+
+
+@needs_lava
+def test_lava_imports_after_the_start_method_was_fixed() -> None:
+    """Lava's runtime calls set_start_method('fork') at import; a process that already fixed the
+    start method (as a training run does) must still be able to export."""
+    import subprocess
+    import sys
+
+    code = (
+        "import multiprocessing as mp; mp.get_start_method();"  # fixes the context, like training does
+        "from spikeplastic.export._compat import import_lava; import_lava();"
+        "from lava.proc.lif.process import LIF; print('ok', mp.get_start_method())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["ok", "fork"]

@@ -98,3 +98,25 @@ def test_qat_rejects_constructs_without_fixed_point_model() -> None:
         loihi_legal(net)
     with pytest.raises(ValueError, match="vth_int"):
         LoihiSpec(vth_int=0)
+
+
+def test_lava_literals_puts_learned_coefficients_on_the_rule_grid() -> None:
+    from spikeplastic.export._plan import is_literal
+    from spikeplastic.quant import lava_literals
+
+    torch.manual_seed(0)
+    net = sp.Network.feedforward(
+        [6, 5], recurrent=False, rule=lambda: sp.Oja(0.0937500074),
+        linear=dict(decay=0.0123, learn_decay=True),
+    ).double()
+    before = net.to_ir().projections[0]
+    assert not is_literal(before.decay) and not is_literal(before.rule.eta)
+    lava_literals(net)
+    after = net.to_ir().projections[0]
+    assert is_literal(after.decay) and is_literal(after.rule.eta)
+    # nearest literals: 2*2^-7 (3*2^-8 is outside e in [-7, 8]) and 3*2^-5
+    assert after.decay == 0.015625 and after.rule.eta == 0.09375
+    x = _inputs(30, 6, 0, rate=0.5)
+    rec, _ = net(x)
+    rec.spikes["l1"].sum().backward()
+    assert net.projs["in_to_l1"].decay.raw.grad is not None  # straight-through
