@@ -1,1 +1,44 @@
-"""placeholder"""
+"""Episode-based meta-training: protocol, trainer, checkpoints, metrics, devices, comparisons.
+
+Public API::
+
+    from spikeplastic.meta import TrainConfig, train
+    result = train(TrainConfig(task="pattern", model="rate-hebb", episodes=500, out="runs/p"))
+
+Modules: :mod:`.protocol` (task/model interfaces), :mod:`.config` (:class:`TrainConfig`),
+:mod:`.trainer` (:func:`train`, :class:`Trainer`), :mod:`.episodes` (supervised loss and A2C),
+:mod:`.checkpoint`, :mod:`.metrics`, :mod:`.devices`, :mod:`.distributed` (``torchrun``),
+:mod:`.compare` (multi-model, multi-seed runs), :mod:`.plot` (rasters and weight traces).
+This package imports neither the tasks nor the models at import time (they import it).
+"""
+from .checkpoint import load_checkpoint, load_ir
+from .config import TASK_DEFAULTS, TrainConfig, recommended
+from .devices import resolve_device
+from .episodes import a2c_episode, discounted_returns, supervised_episode
+from .metrics import read_metrics
+from .protocol import Episode, EpisodeModel, RLTask, SupervisedTask, Task, run_supervised
+from .trainer import Trainer, TrainResult, World, count_parameters, train
+
+__all__ = [
+    "Episode",
+    "EpisodeModel",
+    "RLTask",
+    "SupervisedTask",
+    "Task",
+    "run_supervised",
+    "TrainConfig",
+    "TASK_DEFAULTS",
+    "recommended",
+    "Trainer",
+    "TrainResult",
+    "World",
+    "train",
+    "count_parameters",
+    "resolve_device",
+    "supervised_episode",
+    "a2c_episode",
+    "discounted_returns",
+    "load_checkpoint",
+    "load_ir",
+    "read_metrics",
+]

@@ -1,0 +1,31 @@
+"""One-shot classification, 5-way 1-shot (Miconi et al. 2018, TASKS.md 3).
+
+``rate-oja`` is the paper's conv net with a plastic Oja readout. Without ``--data`` the task uses
+scikit-learn's digits (classes 0-4 train, 5-9 test); with ``--data`` an Omniglot folder
+(``images_background``/``images_evaluation``). Metric: query accuracy (evaluations on the test split).
+
+    python examples/oneshot.py --quick
+    python examples/oneshot.py --episodes 5000 --data ~/omniglot
+"""
+from __future__ import annotations
+
+from _common import episodes, parser
+
+from spikeplastic.meta.compare import CompareConfig, compare
+
+
+def main() -> None:
+    ap = parser(__doc__, episodes=3000, quick_episodes=5, out="runs/oneshot")
+    ap.add_argument("--models", default="rate-oja")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--data", default=None, help="Omniglot root folder")
+    args = ap.parse_args()
+    tk = {"root": args.data} if args.data else {}
+    compare(CompareConfig(task="oneshot", models=tuple(args.models.split(",")), episodes=episodes(args),
+                          seeds=args.seeds, out=args.out, task_kwargs=tk, progress=not args.no_progress,
+                          train_overrides={"eval_every": max(1, episodes(args) // 20), "eval_batch": 100}))
+    print(open(f"{args.out}/results.md").read())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""The ``spikeplastic`` command.
+
+::
+
+    spikeplastic train --task pattern --model rate-hebb --episodes 500 --out runs/p
+    spikeplastic train --task pattern --model rate-hebb --episodes 1000 --out runs/p --resume
+    spikeplastic compare --task pattern50 --models rate-hebb,rnn --episodes 300 --seeds 3 --out runs/cmp
+    spikeplastic plot runs/snn/checkpoint.pt --out raster.png
+    spikeplastic export runs/snn/checkpoint.pt --out lava_net/ --mode fixed
+    spikeplastic verify runs/snn/checkpoint.pt --steps 200 --json
+    spikeplastic list
+    torchrun --nproc_per_node 2 -m spikeplastic.cli train --task cue --model backpropamine --batch 30
+
+``--task-kw KEY=VALUE`` / ``--model-kw KEY=VALUE`` (repeatable) override task config fields and
+model keywords (values parsed as Python literals, else kept as strings); with ``compare``,
+``--model-kw MODEL:KEY=VALUE`` applies to one model only. ``--data DIR`` points the ``oneshot``
+task at an Omniglot folder and the ``images`` task at CIFAR-10.
+
+Exit codes: 0 success; 1 a run failed or a needed component is missing; 2 bad arguments (the
+message names the argument and the expected form).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+DATA_KEYS = {"oneshot": "root", "images": "cifar_root"}
+
+
+class UsageError(Exception):
+    """Bad command-line input: ``argument`` names the option, the message says what is expected."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"argument {argument}: {message}")
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _nonneg_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s!r}")
+    return v
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {s!r}")
+    return v
+
+
+def _nonneg_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {s!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {s!r}")
+    return v
+
+
+def _literal(s: str) -> Any:
+    try:
+        return ast.literal_eval(s)
+    except (ValueError, SyntaxError):
+        return s
+
+
+def _kv(items: Sequence[str] | None, option: str, *, per_model: bool = False) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    common: dict[str, Any] = {}
+    specific: dict[str, dict[str, Any]] = {}
+    for it in items or []:
+        key, sep, val = it.partition("=")
+        if not sep or not key:
+            raise UsageError(option, f"expected KEY=VALUE{' or MODEL:KEY=VALUE' if per_model else ''}, got {it!r}")
+        if per_model and ":" in key:
+            model, _, k = key.partition(":")
+            specific.setdefault(model, {})[k] = _literal(val)
+        else:
+            common[key] = _literal(val)
+    return common, specific
+
+
+def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw, _ = _kv(args.task_kw, "--task-kw")
+    if getattr(args, "data", None) is not None:
+        key = DATA_KEYS.get(args.task)
+        if key is None:
+            raise UsageError("--data", f"task {args.task!r} reads no dataset; --data applies to {sorted(DATA_KEYS)}")
+        kw[key] = str(args.data)
+    return kw
+
+
+def _make_task(args: argparse.Namespace) -> Any:
+    from .tasks import TASKS, make_task
+
+    if args.task not in TASKS:
+        raise UsageError("--task", f"unknown task {args.task!r}; expected one of {sorted(TASKS)}")
+    kw = _task_kwargs(args)
+    try:
+        return make_task(args.task, **kw)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise UsageError("--data", f"dataset not found or without the expected layout: {e}") from None
+    except (TypeError, ValueError) as e:
+        from_data = getattr(args, "data", None) is not None and "layout" in str(e)
+        raise UsageError("--data" if from_data else "--task-kw", str(e)) from None
+
+
+def _check_model(model: str, task: Any, kw: dict[str, Any]) -> int:
+    from .models import MODELS, count_parameters, make_model
+
+    if model not in MODELS:
+        raise UsageError("--model" if "," not in model else "--models", f"unknown model {model!r}; expected one of {list(MODELS)}")
+    try:
+        return count_parameters(make_model(model, task, **kw))
+    except (TypeError, ValueError) as e:
+        raise UsageError("--model-kw", str(e)) from None
+
+
+def _check_device(device: str) -> None:
+    from .meta.devices import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise UsageError("--device", str(e)) from None
+
+
+# ---- commands ----------------------------------------------------------------------------------
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .meta.config import TrainConfig, recommended
+    from .meta.distributed import is_torchrun, train_distributed
+    from .meta.trainer import train
+
+    task = _make_task(args)
+    model_kw, _ = _kv(args.model_kw, "--model-kw")
+    n_params = _check_model(args.model, task, model_kw)
+    _check_device(args.device)
+    rec = recommended(args.task)
+    out = args.out if args.out is not None else str(Path("runs") / f"{args.task}-{args.model}-s{args.seed}")
+    config = TrainConfig(
+        task=args.task, model=args.model, episodes=args.episodes,
+        batch=args.batch if args.batch is not None else int(rec["batch"]),
+        lr=args.lr if args.lr is not None else float(rec["lr"]),
+        clip=None if args.clip == 0 else args.clip, seed=args.seed, device=args.device, out=out,
+        checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, log_every=args.log_every,
+        progress=not args.no_progress, task_kwargs=_task_kwargs(args), model_kwargs=model_kw,
+    )
+    if args.resume and not (Path(out) / "checkpoint.pt").is_file():
+        raise UsageError("--resume", f"no checkpoint to resume at {str(Path(out) / 'checkpoint.pt')!r}; "
+                                     "train without --resume first (same --out)")
+    try:
+        if is_torchrun():
+            res = train_distributed(config, resume=args.resume, task=task)
+        else:
+            print(f"{args.model} on {args.task}: {n_params:,} trainable parameters; output in {out}", file=sys.stderr)
+            res = train(config, resume=args.resume, task=task)
+    except ValueError as e:
+        if args.resume and "cannot resume" in str(e):
+            raise UsageError("--resume", str(e)) from None
+        if "batch" in str(e) and "divisible" in str(e):
+            raise UsageError("--batch", str(e)) from None
+        raise
+    if is_torchrun() and os.environ.get("RANK", "0") != "0":
+        return 0  # rank 0 reports
+    print(f"done: {res.episodes} episodes, final metric {res.final_metric:.4g} (mean of the last logged steps), "
+          f"{res.skipped} skipped steps, {res.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .meta.compare import CompareConfig, compare
+
+    task = _make_task(args)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise UsageError("--models", f"expected a comma-separated list of model ids, got {args.models!r}")
+    if len(set(models)) != len(models):
+        raise UsageError("--models", f"a model id is listed twice: {models}")
+    common, specific = _kv(args.model_kw, "--model-kw", per_model=True)
+    unknown = sorted(set(specific) - set(models))
+    if unknown:
+        raise UsageError("--model-kw", f"MODEL:KEY=VALUE names models not in --models: {unknown}")
+    per_model = {m: {**common, **specific.get(m, {})} for m in models}
+    from .models import MODELS
+
+    for m in models:
+        if m not in MODELS:
+            raise UsageError("--models", f"unknown model {m!r}; expected ids from {list(MODELS)}")
+        _check_model(m, task, per_model[m])
+    _check_device(args.device)
+    cfg = CompareConfig(
+        task=args.task, models=tuple(models), episodes=args.episodes, seeds=args.seeds, out=args.out,
+        batch=args.batch, lr=args.lr, device=args.device, task_kwargs=_task_kwargs(args),
+        model_kwargs={m: kw for m, kw in per_model.items() if kw}, jobs=args.jobs, progress=not args.no_progress,
+    )
+    try:
+        compare(cfg)
+    except RuntimeError as e:  # a run's subprocess failed; its stderr tail is in the message
+        print(f"spikeplastic compare: {e}", file=sys.stderr)
+        return 1
+    print(Path(args.out, "results.md").read_text())
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from .meta.plot import plot_checkpoint
+
+    if not Path(args.checkpoint).exists():
+        raise UsageError("CKPT", f"no checkpoint at {args.checkpoint!r} (expected a checkpoint.pt or its run folder)")
+    try:
+        out = plot_checkpoint(args.checkpoint, args.out, seed=args.seed)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError("CKPT", str(e)) from None
+    print(out)
+    return 0
+
+
+def _exporter(name: str) -> Any:
+    try:
+        from .export import cli_commands  # type: ignore[attr-defined]
+    except ImportError as e:
+        print(f"spikeplastic {name}: the Lava exporter (spikeplastic.export.cli_commands) is not available: {e}. "
+              "It ships with the package's export/ folder and needs lava-nc (pip install lava-nc).", file=sys.stderr)
+        return None
+    fn = getattr(cli_commands, f"{name}_command", None)
+    if fn is None:
+        print(f"spikeplastic {name}: spikeplastic.export.cli_commands has no {name}_command()", file=sys.stderr)
+    return fn
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    if not Path(args.checkpoint).exists():
+        raise UsageError("CKPT", f"no checkpoint at {args.checkpoint!r}")
+    fn = _exporter("export")
+    if fn is None:
+        return 1
+    try:
+        written = fn(args.checkpoint, args.out, args.mode)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError("CKPT", f"cannot export {args.checkpoint!r}: {e}") from None
+    if isinstance(written, int):
+        return written
+    for name, path in dict(written or {}).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import inspect
+
+    if not Path(args.checkpoint).exists():
+        raise UsageError("CKPT", f"no checkpoint at {args.checkpoint!r}")
+    fn = _exporter("verify")
+    if fn is None:
+        return 1
+    kw: dict[str, Any] = {}
+    params = inspect.signature(fn).parameters
+    if "backend" in params:
+        kw["backend"] = args.backend
+    elif args.backend != "cpu":
+        raise UsageError("--backend", f"this exporter's verify_command() has no backend option; only 'cpu' is available, got {args.backend!r}")
+    if "seed" in params:
+        kw["seed"] = args.seed
+    return int(fn(args.checkpoint, args.steps, args.mode, args.json, **kw))
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .models import MODELS
+    from .tasks import TASKS
+
+    print("tasks:  " + ", ".join(TASKS))
+    print("models:")
+    for k, spec in MODELS.items():
+        print(f"  {k:22s} {spec.description}")
+    return 0
+
+
+# ---- parser ------------------------------------------------------------------------------------
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, help="task id (see 'spikeplastic list')")
+    p.add_argument("--episodes", type=_positive_int, default=1000, help="outer steps per run (default 1000)")
+    p.add_argument("--batch", type=_positive_int, default=None, help="episodes per outer step (default: per task)")
+    p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default: per task)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
+    p.add_argument("--task-kw", action="append", metavar="KEY=VALUE", help="task config override (repeatable)")
+    p.add_argument("--data", type=Path, default=None, help="dataset folder (oneshot: Omniglot, images: CIFAR-10)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``spikeplastic`` command."""
+    ap = argparse.ArgumentParser(prog="spikeplastic", description="Spiking networks with meta-learned plasticity.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="meta-train one model on one task")
+    _add_common(p)
+    p.add_argument("--model", required=True, help="model id (see 'spikeplastic list')")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default runs/TASK-MODEL-sSEED)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--checkpoint-every", type=_nonneg_int, default=100, help="episodes between checkpoints (0: end only)")
+    p.add_argument("--eval-every", type=_nonneg_int, default=0, help="episodes between evaluations (0: never)")
+    p.add_argument("--log-every", type=_positive_int, default=1, help="episodes between metrics lines")
+    p.add_argument("--clip", type=_nonneg_float, default=10.0, help="gradient-norm clip (0: off; default 10)")
+    p.add_argument("--model-kw", action="append", metavar="KEY=VALUE", help="model keyword override (repeatable)")
+    p.set_defaults(fn=_cmd_train)
+
+    p = sub.add_parser("compare", help="several models on one task over several seeds")
+    _add_common(p)
+    p.add_argument("--models", required=True, help="comma-separated model ids")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per model (default 3)")
+    p.add_argument("--out", required=True, help="output folder (results.json, results.md, curves.png)")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="runs in parallel (default 1)")
+    p.add_argument("--model-kw", action="append", metavar="[MODEL:]KEY=VALUE", help="model keyword override (repeatable)")
+    p.set_defaults(fn=_cmd_compare)
+
+    p = sub.add_parser("plot", help="spike raster and weight/trace evolution of a spiking checkpoint")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--out", default=None, help="PNG path (default: next to the checkpoint)")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the plotted episode")
+    p.set_defaults(fn=_cmd_plot)
+
+    p = sub.add_parser("export", help="export a spiking checkpoint to Lava")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--mode", choices=["float", "fixed"], default="float")
+    p.set_defaults(fn=_cmd_export)
+
+    p = sub.add_parser("verify", help="run torch and Lava side by side and compare")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--steps", type=_positive_int, default=100)
+    p.add_argument("--mode", choices=["float", "fixed"], default="float")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--backend", choices=["cpu", "loihi2"], default="cpu")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the verification inputs")
+    p.set_defaults(fn=_cmd_verify)
+
+    p = sub.add_parser("list", help="list task and model ids")
+    p.set_defaults(fn=_cmd_list)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    ap = build_parser()
+    try:
+        args = ap.parse_args(None if argv is None else list(argv))
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2), message already printed
+        return int(e.code) if isinstance(e.code, int) else 2
+    try:
+        return int(args.fn(args))
+    except UsageError as e:
+        print(f"spikeplastic {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"spikeplastic {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

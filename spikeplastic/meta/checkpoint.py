@@ -1,0 +1,157 @@
+"""Checkpoints: atomic writes, every RNG state, and the network's IR for the exporter.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain Python containers, so it
+loads with ``torch.load(path, weights_only=True)``. Keys::
+
+    format            "spikeplastic-checkpoint"          version   1
+    episode           outer steps completed
+    config            TrainConfig.to_dict()
+    model_state       model.state_dict()                  optimizer_state   Adam's state_dict()
+    rng               {"torch": ByteTensor, "cuda": [ByteTensor]*, "task": ByteTensor,
+                       "action": ByteTensor, "python": tuple, "numpy": {...}}
+    history           metric records so far (the lines of metrics.jsonl)
+    n_params          trainable scalars
+    ir                None, or {"header": JSON str, "arrays": {key: float64 tensor}} -- the
+                      model's spikeplastic Network as NetworkIR.to_dict(); see :func:`load_ir`
+    versions          {"spikeplastic": ..., "torch": ...}
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import ir as _ir
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_ir",
+    "network_of",
+    "ir_payload",
+    "capture_rng",
+    "restore_rng",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FORMAT = "spikeplastic-checkpoint"
+VERSION = 1
+
+
+def network_of(model: nn.Module) -> Any:
+    """The single :class:`~spikeplastic.Network` inside ``model`` (or the model itself), else ``None``."""
+    from ..network import Network
+
+    nets = [m for m in model.modules() if isinstance(m, Network)]
+    return nets[0] if len(nets) == 1 else None
+
+
+def ir_payload(model: nn.Module, meta: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """``{"header", "arrays"}`` of the wrapped network's IR (``None`` when there is no Network)."""
+    net = network_of(model)
+    if net is None:
+        return None
+    header, arrays = net.to_ir(meta=meta).to_dict()
+    return {
+        "header": json.dumps(header),
+        "arrays": {k: torch.tensor(np.array(v, dtype=np.float64)) for k, v in arrays.items()},
+    }
+
+
+def capture_rng(generators: Mapping[str, torch.Generator]) -> dict[str, Any]:
+    """Every random state the run depends on: torch (CPU and CUDA), the named generators,
+    Python's ``random`` and NumPy's global state."""
+    st = np.random.get_state()
+    out: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+        "python": random.getstate(),
+        "numpy": {"name": st[0], "keys": torch.from_numpy(st[1].astype(np.int64)), "pos": int(st[2]),
+                  "has_gauss": int(st[3]), "cached": float(st[4])},
+    }
+    for k, g in generators.items():
+        out[k] = g.get_state()
+    return out
+
+
+def restore_rng(state: Mapping[str, Any], generators: Mapping[str, torch.Generator]) -> None:
+    """Inverse of :func:`capture_rng` (generators are restored in place)."""
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    for k, g in generators.items():
+        if k not in state:
+            raise ValueError(f"checkpoint has no state for the {k!r} generator")
+        g.set_state(state[k])
+
+
+def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
+
+    A crash mid-write leaves the previous checkpoint intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    data = {"format": FORMAT, "version": VERSION, **payload}
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(data, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by the trainer (``weights_only`` loading: no code runs).
+
+    ``path`` may be the file or the run folder holding ``checkpoint.pt``.
+
+    Raises:
+        FileNotFoundError: nothing at ``path``. ValueError: not a spikeplastic checkpoint.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {str(p)!r} (expected a file written by 'spikeplastic train')")
+    try:
+        data = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises several types for non-checkpoint files
+        raise ValueError(f"{str(p)!r} is not a readable spikeplastic checkpoint: {e}") from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{str(p)!r} is not a spikeplastic checkpoint (no format tag {FORMAT!r})")
+    if int(data.get("version", 0)) > VERSION:
+        raise ValueError(f"checkpoint version {data['version']} is newer than this spikeplastic supports ({VERSION})")
+    return data
+
+
+def load_ir(path_or_checkpoint: str | os.PathLike[str] | Mapping[str, Any]) -> _ir.NetworkIR:
+    """The :class:`~spikeplastic.ir.NetworkIR` stored in a checkpoint (path or loaded dict).
+
+    Raises:
+        ValueError: the checkpoint's model has no spikeplastic Network (e.g. a rate baseline).
+    """
+    data = path_or_checkpoint if isinstance(path_or_checkpoint, Mapping) else load_checkpoint(path_or_checkpoint)
+    payload = data.get("ir")
+    if payload is None:
+        model = data.get("config", {}).get("model", "?")
+        raise ValueError(f"checkpoint of model {model!r} holds no network IR (only spiking models wrap a Network)")
+    arrays = {k: v.numpy() for k, v in payload["arrays"].items()}
+    return _ir.NetworkIR.from_dict(json.loads(payload["header"]), arrays)

@@ -1,0 +1,290 @@
+r"""Run several models on one task over several seeds; summarise as JSON, markdown and a plot.
+
+::
+
+    from spikeplastic.meta.compare import CompareConfig, compare
+    compare(CompareConfig(task="pattern50", models=("rate-hebb", "rnn"), episodes=300, seeds=3, out="runs/cmp"))
+
+writes ``out/results.json``, ``out/results.md``, ``out/curves.png`` and one training folder per
+run (``out/runs/<model>/seed<k>/``: ``metrics.jsonl``, ``checkpoint.pt``, ``run.json``).
+
+Definitions (per run; ``W = max(1, min(50, episodes // 10))`` episodes):
+
+- *smoothed curve*: trailing mean of the training metric over ``W`` episodes;
+- *final metric*: mean training metric of the last ``W`` episodes; reported as the mean over
+  seeds and the half-width of a 95% Student-t interval, ``t_{0.975,K-1} s / sqrt(K)``;
+- *episodes to threshold*: first episode whose smoothed metric reaches the task's
+  ``success_threshold`` (``<=`` or ``>=`` by ``higher_is_better``); the median over seeds with
+  unreached runs counted as infinite, so "not reached" when half or more never reach it;
+- *seconds per episode*: mean wall time of the outer steps (sampling, forward, backward, Adam;
+  not evaluation or checkpoint writing);
+- *peak memory*: each run trains in a fresh subprocess (``python -m spikeplastic.meta._worker``)
+  whose resident-set high-water mark ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` is read at the
+  end; it includes the interpreter and torch (``baseline_rss_mb`` in ``results.json``: the same
+  measure after imports and task construction). The table shows the maximum over seeds.
+
+Curves: median over seeds of the smoothed curves with the interquartile range shaded.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig, recommended
+from .metrics import read_metrics
+
+__all__ = ["CompareConfig", "compare", "summarize", "t_interval", "write_markdown", "plot_curves"]
+
+# two-sided 95% Student-t quantiles t_{0.975, df}, df = 1..30
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042]
+
+
+def _t975(df: int) -> float:
+    if df <= 30:
+        return _T975[df - 1]
+    return 1.96 + 2.4 / df  # within 0.003 of the exact quantile for df > 30
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% Student-t confidence interval (half-width NaN for one value)."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return float("nan"), float("nan")
+    if x.size == 1:
+        return float(x[0]), float("nan")
+    return float(x.mean()), float(_t975(x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompareConfig:
+    """A comparison (unknown keys raise ``TypeError``).
+
+    Attributes:
+        task: task id. models: model ids. episodes: outer steps per run. seeds: runs per model
+        (seeds ``0..seeds-1``). out: output folder. batch, lr: ``None`` uses the task's
+        :func:`~spikeplastic.meta.config.recommended` values. device: as in :class:`TrainConfig`.
+        task_kwargs: task overrides. model_kwargs: per model id, keyword overrides for
+        ``make_model``. jobs: runs in parallel (each a subprocess). progress: a bar over runs.
+        train_overrides: further :class:`TrainConfig` fields for every run.
+    """
+
+    task: str
+    models: tuple[str, ...]
+    episodes: int
+    out: str
+    seeds: int = 3
+    batch: int | None = None
+    lr: float | None = None
+    device: str = "cpu"
+    task_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    model_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    jobs: int = 1
+    progress: bool = True
+    train_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, str) or not isinstance(self.models, Sequence) or not self.models:
+            raise TypeError(f"models must be a non-empty sequence of model ids, got {self.models!r}")
+        object.__setattr__(self, "models", tuple(self.models))
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models lists an id twice: {list(self.models)}")
+        for name in ("episodes", "seeds", "jobs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        unknown = sorted(set(self.model_kwargs) - set(self.models))
+        if unknown:
+            raise ValueError(f"model_kwargs names models not in models: {unknown}")
+
+    def train_config(self, model: str, seed: int) -> TrainConfig:
+        rec = recommended(self.task)
+        d: dict[str, Any] = dict(
+            task=self.task, model=model, episodes=self.episodes, seed=seed,
+            batch=self.batch if self.batch is not None else int(rec["batch"]),
+            lr=self.lr if self.lr is not None else float(rec["lr"]),
+            device=self.device, out=str(Path(self.out) / "runs" / model / f"seed{seed}"),
+            checkpoint_every=0, progress=False, log_every=1,
+            task_kwargs=dict(self.task_kwargs), model_kwargs=dict(self.model_kwargs.get(model, {})),
+        )
+        d.update(self.train_overrides)
+        return TrainConfig(**d)
+
+
+def _run_one(cfg: TrainConfig, threads: int | None) -> dict[str, Any]:
+    out = Path(cfg.out or ".")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=out, delete=False) as fh:
+        json.dump(cfg.to_dict(), fh)
+        cfg_path = fh.name
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    result = out / "run.json"
+    proc = subprocess.run([sys.executable, "-m", "spikeplastic.meta._worker", cfg_path, str(result)],
+                          env=env, capture_output=True, text=True)
+    os.unlink(cfg_path)
+    if proc.returncode != 0:
+        raise RuntimeError(f"run {cfg.model} seed {cfg.seed} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    with open(result) as fh:
+        return json.load(fh)
+
+
+def _smooth(x: np.ndarray, w: int) -> np.ndarray:
+    c = np.cumsum(np.insert(x, 0, 0.0))
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        lo = max(0, i + 1 - w)
+        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return out
+
+
+def _median_or_none(vals: Sequence[float]) -> float | None:
+    m = float(np.median(np.asarray(vals, dtype=float)))
+    return None if math.isinf(m) or math.isnan(m) else m
+
+
+def summarize(cfg: CompareConfig, runs: Mapping[str, list[dict[str, Any]]], threshold: float,
+              higher_is_better: bool) -> dict[str, Any]:
+    """Aggregate per-run summaries and metric logs into the ``results.json`` structure."""
+    w = max(1, min(50, cfg.episodes // 10))
+    rows, curves = [], {}
+    for model in cfg.models:
+        finals, reach, sec, rss, base, curve_list, n_params = [], [], [], [], [], [], None
+        for r in runs[model]:
+            recs = read_metrics(Path(cfg.out) / "runs" / model / f"seed{r['seed']}")
+            m = np.array([rec["metric"] for rec in recs], dtype=float)
+            ep = np.array([rec["episode"] for rec in recs])
+            sm = _smooth(m, w)
+            finals.append(float(m[-w:].mean()))
+            hit = np.nonzero(sm >= threshold if higher_is_better else sm <= threshold)[0]
+            reach.append(float(ep[hit[0]]) if hit.size else math.inf)
+            sec.append(float(np.mean([rec["seconds"] for rec in recs])))
+            rss.append(float(r["peak_rss_mb"]))
+            base.append(float(r["baseline_rss_mb"]))
+            curve_list.append(sm)
+            n_params = int(r["n_params"])
+        mean, half = t_interval(finals)
+        med = _median_or_none(reach)
+        rows.append({
+            "model": model, "n_params": n_params, "final_mean": mean, "final_ci95": half,
+            "final_per_seed": finals, "episodes_to_threshold": med,
+            "reached": int(sum(not math.isinf(v) for v in reach)), "seeds": len(finals),
+            "episodes_to_threshold_per_seed": [None if math.isinf(v) else v for v in reach],
+            "seconds_per_episode": float(np.mean(sec)), "peak_rss_mb": float(np.max(rss)),
+            "baseline_rss_mb": float(np.median(base)),
+        })
+        n = min(len(c) for c in curve_list)
+        curves[model] = np.stack([c[:n] for c in curve_list])
+    return {
+        "task": cfg.task, "episodes": cfg.episodes, "seeds": cfg.seeds, "window": w,
+        "threshold": threshold, "higher_is_better": higher_is_better,
+        "task_kwargs": dict(cfg.task_kwargs), "model_kwargs": {k: dict(v) for k, v in cfg.model_kwargs.items()},
+        "rss_method": "resource.getrusage(RUSAGE_SELF).ru_maxrss of a fresh subprocess per run (max over seeds); "
+                      "includes interpreter + torch, see baseline_rss_mb",
+        "rows": rows, "curves": {k: v.tolist() for k, v in curves.items()},
+    }
+
+
+def _fmt(v: float | None, spec: str = ".4g") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return format(v, spec)
+
+
+def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """The ``results.md`` table (columns in the module docstring)."""
+    op = ">=" if results["higher_is_better"] else "<="
+    lines = [
+        f"# {results['task']}: {results['episodes']} episodes x {results['seeds']} seeds",
+        "",
+        f"Final metric: mean of the last {results['window']} episodes, mean over seeds ± 95% t-interval. "
+        f"Threshold: smoothed metric {op} {results['threshold']:g} (median over seeds). "
+        "Peak RSS: max over seeds of a fresh process per run (includes interpreter + torch, "
+        f"~{np.median([r['baseline_rss_mb'] for r in results['rows']]):.0f} MB before the model).",
+        "",
+        "| model | params | final metric (mean ± 95% CI) | episodes to threshold (median) | s/episode | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["rows"]:
+        ci = _fmt(r["final_ci95"])
+        reach = "not reached" if r["episodes_to_threshold"] is None else f"{r['episodes_to_threshold']:.0f}"
+        reach += f" ({r['reached']}/{r['seeds']} seeds)"
+        lines.append(f"| {r['model']} | {r['n_params']:,} | {_fmt(r['final_mean'])} ± {ci} | {reach} | "
+                     f"{r['seconds_per_episode']:.3f} | {r['peak_rss_mb']:.0f} |")
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def plot_curves(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """``curves.png``: median smoothed learning curve over seeds, IQR shaded, threshold dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for model, c in results["curves"].items():
+        a = np.asarray(c, dtype=float)
+        x = np.arange(1, a.shape[1] + 1)
+        med = np.median(a, axis=0)
+        lo, hi = np.percentile(a, 25, axis=0), np.percentile(a, 75, axis=0)
+        (line,) = ax.plot(x, med, label=model)
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.axhline(results["threshold"], color="k", ls="--", lw=0.8, label="threshold")
+    ax.set_xlabel("episode")
+    ax.set_ylabel(f"metric (trailing mean over {results['window']})")
+    ax.set_title(f"{results['task']}: median and IQR over {results['seeds']} seeds")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def compare(cfg: CompareConfig) -> dict[str, Any]:
+    """Run every (model, seed), then write ``results.json``, ``results.md`` and ``curves.png``.
+
+    Model ids are checked (``make_model`` on the task) before anything runs.
+
+    Returns:
+        The ``results.json`` content.
+    """
+    from tqdm import tqdm
+
+    from ..models import make_model
+    from ..tasks import make_task
+    from .trainer import _progress_enabled
+
+    if not isinstance(cfg, CompareConfig):
+        raise TypeError(f"cfg must be a CompareConfig, got {type(cfg).__name__}")
+    task = make_task(cfg.task, **cfg.task_kwargs)
+    for m in cfg.models:  # fail early on unknown ids or bad overrides
+        make_model(m, task, **cfg.model_kwargs.get(m, {}))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [cfg.train_config(m, s) for m in cfg.models for s in range(cfg.seeds)]
+    threads = max(1, (os.cpu_count() or 1) // cfg.jobs) if cfg.jobs > 1 else None
+    bar = tqdm(total=len(jobs), disable=not _progress_enabled(cfg.progress), desc=f"compare on {cfg.task}")
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in cfg.models}
+    with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+        for tc, res in zip(jobs, pool.map(lambda c: _run_one(c, threads), jobs)):
+            runs[tc.model].append(res)
+            bar.update(1)
+    bar.close()
+    results = summarize(cfg, runs, float(task.success_threshold), bool(task.higher_is_better))
+    with open(out / "results.json", "w") as fh:
+        json.dump(results, fh, indent=1)
+    write_markdown(results, out / "results.md")
+    plot_curves(results, out / "curves.png")
+    return results

@@ -1,0 +1,143 @@
+"""Training configuration: a frozen, keyword-only dataclass validated on construction."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["TrainConfig", "TASK_DEFAULTS", "recommended"]
+
+#: Per-task outer-loop defaults (the papers' settings where they exist): Adam learning rate and
+#: episodes per optimiser step. Miconi et al. 2018: pattern lr 3e-4 batch 1, images lr 1e-4;
+#: Backpropamine 2019: batch 30 for the RL tasks. Used by the CLI when ``--lr``/``--batch`` are
+#: not given; :class:`TrainConfig` itself has task-independent defaults.
+TASK_DEFAULTS: Mapping[str, Mapping[str, float | int]] = {
+    "pattern": {"lr": 3e-4, "batch": 1},
+    "pattern50": {"lr": 3e-4, "batch": 1},
+    "images": {"lr": 1e-4, "batch": 1},
+    "oneshot": {"lr": 3e-5, "batch": 1},
+    "maze": {"lr": 1e-4, "batch": 30},
+    "maze13": {"lr": 1e-4, "batch": 30},
+    "cue": {"lr": 1e-4, "batch": 30},
+}
+
+
+def recommended(task: str) -> dict[str, float | int]:
+    """The ``lr``/``batch`` defaults of :data:`TASK_DEFAULTS` for ``task`` (``{lr: 3e-4, batch: 1}`` otherwise)."""
+    return dict(TASK_DEFAULTS.get(task, {"lr": 3e-4, "batch": 1}))
+
+
+def _int(name: str, v: Any, minimum: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {type(v).__name__} {v!r}")
+    if v < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {v}")
+
+
+def _float(name: str, v: Any, *, positive: bool = False) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(v).__name__} {v!r}")
+    if not math.isfinite(v) or (positive and v <= 0) or v < 0:
+        raise ValueError(f"{name} must be a finite float {'> 0' if positive else '>= 0'}, got {v!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything a meta-training run needs; unknown keys raise ``TypeError``.
+
+    Attributes:
+        task: task id for :func:`spikeplastic.tasks.make_task` (or a label when the task object
+            is passed to the trainer directly).
+        model: model id for :func:`spikeplastic.models.make_model` (or a label, likewise).
+        episodes: total number of outer steps (each one batch of ``batch`` episodes).
+        batch: episodes per outer step (with ``torchrun``: the *total* over all processes).
+        lr: Adam learning rate. weight_decay: Adam's L2 coefficient.
+        clip: max global gradient norm (``torch.nn.utils.clip_grad_norm_``); ``None`` disables.
+        seed: ``torch.manual_seed(seed)`` before the model is built; the task generator is
+            ``torch.Generator().manual_seed(seed)``; A2C actions use a second generator
+            seeded ``seed + 1_000_003``; evaluation uses fresh generators seeded ``seed + 2_000_003``.
+        device: ``"cpu"``, ``"cuda"`` (error without a GPU), ``"cuda:N"`` or ``"auto"``.
+        out: output folder (``metrics.jsonl``, ``checkpoint.pt``); ``None`` writes nothing.
+        checkpoint_every: write ``out/checkpoint.pt`` every this many episodes (0: only at the end).
+        eval_every: evaluate on ``eval_batch`` fixed episodes every this many episodes (0: never).
+        eval_batch: episodes per evaluation.
+        log_every: write a metrics line every this many episodes (skipped steps are always logged).
+        progress: show a tqdm bar (also off when stderr is not a TTY or ``$CI`` is set).
+        value_coef, entropy_coef: A2C loss coefficients (RL tasks only; see :mod:`.episodes`).
+        task_kwargs: config overrides passed to ``make_task`` (e.g. ``{"n_bits": 100}``).
+        model_kwargs: keyword arguments passed to ``make_model`` (e.g. ``{"n_hidden": 50}``).
+    """
+
+    task: str
+    model: str
+    episodes: int = 1000
+    batch: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    clip: float | None = 10.0
+    seed: int = 0
+    device: str = "cpu"
+    out: str | None = None
+    checkpoint_every: int = 100
+    eval_every: int = 0
+    eval_batch: int = 8
+    log_every: int = 1
+    progress: bool = True
+    value_coef: float = 0.1
+    entropy_coef: float = 0.03
+    task_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("task", "model"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v:
+                raise TypeError(f"{name} must be a non-empty str, got {v!r}")
+        _int("episodes", self.episodes, 1)
+        _int("batch", self.batch, 1)
+        _float("lr", self.lr, positive=True)
+        _float("weight_decay", self.weight_decay)
+        if self.clip is not None:
+            _float("clip", self.clip, positive=True)
+        _int("seed", self.seed, 0)
+        if not isinstance(self.device, str) or not (
+            self.device in ("cpu", "cuda", "auto") or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {self.device!r}")
+        if self.out is not None and not isinstance(self.out, str):
+            raise TypeError(f"out must be a folder path (str) or None, got {type(self.out).__name__}")
+        _int("checkpoint_every", self.checkpoint_every, 0)
+        _int("eval_every", self.eval_every, 0)
+        _int("eval_batch", self.eval_batch, 1)
+        _int("log_every", self.log_every, 1)
+        if not isinstance(self.progress, bool):
+            raise TypeError(f"progress must be a bool, got {self.progress!r}")
+        _float("value_coef", self.value_coef)
+        _float("entropy_coef", self.entropy_coef)
+        for name in ("task_kwargs", "model_kwargs"):
+            v = getattr(self, name)
+            if not isinstance(v, Mapping) or not all(isinstance(k, str) for k in v):
+                raise TypeError(f"{name} must be a mapping with str keys, got {v!r}")
+            object.__setattr__(self, name, dict(v))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-python dict (JSON-able when the kwargs are)."""
+        d = dataclasses.asdict(self)
+        d["task_kwargs"] = dict(self.task_kwargs)
+        d["model_kwargs"] = dict(self.model_kwargs)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``TypeError`` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise TypeError(f"unknown TrainConfig key(s) {unknown}; valid keys: {sorted(names)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)

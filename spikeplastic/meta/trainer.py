@@ -1,0 +1,360 @@
+"""Episode-based meta-trainer: the outer loop (Adam over every learnable parameter of the model).
+
+Inner plasticity happens inside each episode: it is just the model's forward pass (the plastic
+weights live in the model's per-episode state). One *outer step* ("episode" in the logs, as in
+Miconi et al.) = sample a batch of episodes, run them, one optimiser step::
+
+    cfg = TrainConfig(task="pattern", model="rate-hebb", episodes=500, out="runs/p")
+    result = train(cfg)                       # metrics.jsonl + checkpoint.pt in runs/p
+    result = train(cfg.replace(episodes=1000), resume=True)   # continues exactly
+
+Determinism: ``torch.manual_seed(seed)`` before the task and the model are built; task episodes
+come from ``torch.Generator().manual_seed(seed)``; A2C actions from a second generator. All of
+them, plus Python's and NumPy's, are stored in each checkpoint, so ``N`` episodes + resume ``N``
+gives the same parameters as ``2N`` episodes in one go (on the same machine and thread count).
+
+Robustness: a NaN/inf loss or gradient norm skips the optimiser step (logged as ``skipped``,
+with a warning); training goes on.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .checkpoint import CHECKPOINT_NAME, capture_rng, ir_payload, load_checkpoint, restore_rng, save_checkpoint
+from .config import TrainConfig
+from .devices import resolve_device
+from .episodes import EpisodeResult, a2c_episode, supervised_episode
+from .metrics import METRICS_NAME, MetricsLog
+from .protocol import EpisodeModel, RLTask, SupervisedTask
+
+__all__ = ["Trainer", "TrainResult", "World", "train", "build_task", "build_model", "count_parameters"]
+
+log = logging.getLogger("spikeplastic.meta")
+
+ACTION_SEED_OFFSET = 1_000_003
+EVAL_SEED_OFFSET = 2_000_003
+#: Fields that must be equal between a checkpoint and the config that resumes it.
+RESUME_FIELDS = ("task", "model", "batch", "lr", "weight_decay", "clip", "seed", "value_coef", "entropy_coef",
+                 "task_kwargs", "model_kwargs")
+
+
+class World:
+    """The processes training together; this base class is a single process (rank 0 of 1).
+
+    :mod:`spikeplastic.meta.distributed` provides the ``torch.distributed`` version.
+    """
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_reduce_sum_(self, t: Tensor) -> None:
+        """Sum ``t`` over all processes, in place (no-op here)."""
+
+    def broadcast_(self, t: Tensor) -> None:
+        """Overwrite ``t`` with rank 0's value, in place (no-op here)."""
+
+    def barrier(self) -> None:
+        """Wait for every process (no-op here)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        model: the trained model. history: metric records (those written to ``metrics.jsonl``).
+        episodes: outer steps completed. final_metric: mean train metric of the last (up to) 10
+        logged steps. seconds: wall time of this call. out: output folder (or None).
+        n_params: trainable scalars. skipped: optimiser steps skipped in this call.
+    """
+
+    model: EpisodeModel
+    history: list[dict[str, Any]]
+    episodes: int
+    final_metric: float
+    seconds: float
+    out: Path | None
+    n_params: int
+    skipped: int = 0
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable scalars (parameters with ``requires_grad``), shared ones counted once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def build_task(config: TrainConfig) -> SupervisedTask | RLTask:
+    """``make_task(config.task, **config.task_kwargs)`` (tasks imported lazily)."""
+    from ..tasks import make_task
+
+    return make_task(config.task, **config.task_kwargs)
+
+
+def build_model(config: TrainConfig, task: SupervisedTask | RLTask) -> EpisodeModel:
+    """``make_model(config.model, task, **config.model_kwargs)`` after ``torch.manual_seed(config.seed)``."""
+    from ..models import make_model
+
+    torch.manual_seed(config.seed)
+    return make_model(config.model, task, **config.model_kwargs)
+
+
+def _progress_enabled(flag: bool) -> bool:
+    return flag and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class Trainer:
+    """Outer-loop optimiser for one model on one task (see the module docstring).
+
+    Args:
+        config: the run's :class:`TrainConfig`.
+        task, model: objects to use instead of building them from ``config.task``/``config.model``
+            (then the ids are only labels; pass the same objects again to resume).
+        world: the processes training together (default: this one only).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        task: SupervisedTask | RLTask | None = None,
+        model: EpisodeModel | None = None,
+        world: World | None = None,
+    ) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.config = config
+        self.world = world or World()
+        if config.batch % self.world.size:
+            raise ValueError(f"batch={config.batch} must be divisible by the number of processes ({self.world.size})")
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.task = build_task(config) if task is None else task
+        if not isinstance(self.task, (SupervisedTask, RLTask)):
+            raise TypeError(f"task must be a SupervisedTask or RLTask, got {type(self.task).__name__}")
+        self.model = build_model(config, self.task) if model is None else model
+        if not isinstance(self.model, EpisodeModel):
+            raise TypeError(f"model must be an EpisodeModel, got {type(self.model).__name__}")
+        self.model.to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        if not self.params:
+            raise ValueError(f"model {config.model!r} has no trainable parameters")
+        for p in self.params:  # identical start on every process
+            self.world.broadcast_(p.data)
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.task_gen = torch.Generator().manual_seed(config.seed)
+        self.action_gen = torch.Generator().manual_seed(config.seed + ACTION_SEED_OFFSET)
+        self.episode = 0
+        self.out = None if config.out is None else Path(config.out)
+        self.log = MetricsLog(None)
+
+    # ---- one outer step ------------------------------------------------------------------
+    @property
+    def _part(self) -> slice | None:
+        if self.world.size == 1:
+            return None
+        b = self.config.batch // self.world.size
+        return slice(self.world.rank * b, (self.world.rank + 1) * b)
+
+    def _run_batch(self, batch: int, gen: torch.Generator, action_gen: torch.Generator, part: slice | None,
+                   *, sample_kwargs: dict[str, Any] | None = None) -> EpisodeResult:
+        if isinstance(self.task, RLTask):
+            return a2c_episode(self.model, self.task, batch, gen, action_gen, self.device, part,
+                               value_coef=self.config.value_coef, entropy_coef=self.config.entropy_coef)
+        return supervised_episode(self.model, self.task, batch, gen, self.device, part, sample_kwargs=sample_kwargs)
+
+    def step(self) -> dict[str, Any]:
+        """One outer step; returns its metric record (also written to the log when due)."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        self.model.train()
+        res = self._run_batch(cfg.batch, self.task_gen, self.action_gen, self._part)
+        loss_ok = bool(torch.isfinite(res.loss.detach()))
+        if loss_ok:
+            res.loss.backward()
+        # absent gradients count as zeros, so that every process reduces the same layout and Adam
+        # treats all parameters alike whatever the world size
+        for p in self.params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        stats = [float(res.loss.detach()) if loss_ok else 0.0, res.metric, 0.0 if loss_ok else 1.0]
+        if self.world.size > 1:
+            # one all-reduce of [loss, metric, bad-loss flag, grads...], then the mean over processes
+            ref = self.params[0]
+            flat = torch.cat([torch.tensor(stats, dtype=ref.dtype, device=ref.device)]
+                             + [p.grad.reshape(-1) for p in self.params])
+            self.world.all_reduce_sum_(flat)
+            flat /= self.world.size
+            stats = [float(v) for v in flat[:3]]
+            off = 3
+            for p in self.params:
+                p.grad = flat[off:off + p.numel()].view_as(p).clone()
+                off += p.numel()
+        loss_v, metric_v, bad = stats
+        if bad > 0:
+            loss_v = float("nan")
+        norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip if cfg.clip is not None else math.inf)
+        skipped = bad > 0 or not bool(torch.isfinite(norm))
+        if skipped:
+            log.warning("episode %d: non-finite %s; optimiser step skipped",
+                        self.episode + 1, "loss" if bad > 0 else "gradient")
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.episode += 1
+        return {
+            "phase": "train", "episode": self.episode, "loss": loss_v, "metric": metric_v,
+            "seconds": time.perf_counter() - t0, "skipped": skipped, "grad_norm": float(norm),
+        }
+
+    @torch.no_grad()
+    def evaluate(self, batch: int | None = None) -> dict[str, Any]:
+        """Loss and metric on ``batch`` (default ``eval_batch``) episodes drawn from fixed
+        generators (the same episodes at every evaluation; the training RNG streams are untouched).
+        Tasks whose ``sample`` takes ``split`` are evaluated on ``split="test"``."""
+        import inspect
+
+        b = self.config.eval_batch if batch is None else batch
+        t0 = time.perf_counter()
+        seed = self.config.seed + EVAL_SEED_OFFSET
+        kw: dict[str, Any] = {}
+        if isinstance(self.task, SupervisedTask) and "split" in inspect.signature(self.task.sample).parameters:
+            kw["split"] = "test"
+        was_training = self.model.training
+        self.model.eval()
+        with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            res = self._run_batch(b, torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1),
+                                  None, sample_kwargs=kw)
+        self.model.train(was_training)
+        return {"phase": "eval", "episode": self.episode, "loss": float(res.loss), "metric": res.metric,
+                "seconds": time.perf_counter() - t0, "skipped": False}
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def _ir_meta(self) -> dict[str, Any]:
+        from ..models import SpikingModel
+
+        meta: dict[str, Any] = {"model": self.config.model, "task": self.config.task, "episode": self.episode}
+        if isinstance(self.model, SpikingModel):
+            meta.update(self.model.export_meta())
+        return meta
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        import spikeplastic
+
+        return {
+            "episode": self.episode,
+            "config": self.config.to_dict(),
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "rng": capture_rng({"task": self.task_gen, "action": self.action_gen}),
+            "history": list(self.log.records),
+            "n_params": count_parameters(self.model),
+            "ir": ir_payload(self.model, self._ir_meta()),
+            "versions": {"spikeplastic": str(spikeplastic.__version__), "torch": str(torch.__version__)},
+        }
+
+    def save(self) -> Path | None:
+        """Write ``out/checkpoint.pt`` (main process only)."""
+        if self.out is None or not self.world.is_main:
+            return None
+        return save_checkpoint(self.out / CHECKPOINT_NAME, self.checkpoint_payload())
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Restore model, optimiser, RNG states, episode count and history from a checkpoint."""
+        ck = load_checkpoint(path, map_location=self.device)
+        saved = ck["config"]
+        mine = self.config.to_dict()
+        diff = [k for k in RESUME_FIELDS if saved.get(k) != mine.get(k)]
+        if diff:
+            detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {mine.get(k)!r}" for k in diff)
+            raise ValueError(f"cannot resume: the config differs from the checkpoint's in {detail}")
+        self.model.load_state_dict(ck["model_state"])
+        self.optimizer.load_state_dict(ck["optimizer_state"])
+        restore_rng(ck["rng"], {"task": self.task_gen, "action": self.action_gen})
+        self.episode = int(ck["episode"])
+        self.log = MetricsLog(None, history=ck["history"])
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self, *, resume: bool = False) -> TrainResult:
+        """Train until ``config.episodes`` outer steps are done (continuing a checkpoint with ``resume``).
+
+        Raises:
+            FileNotFoundError: ``resume=True`` without ``out/checkpoint.pt``.
+            ValueError: ``resume=True`` with a config that differs from the checkpoint's.
+        """
+        cfg = self.config
+        t_start = time.perf_counter()
+        if resume:
+            if self.out is None:
+                raise ValueError("resume=True needs config.out (the folder holding checkpoint.pt)")
+            self.load(self.out / CHECKPOINT_NAME)
+        main = self.world.is_main
+        self.log = MetricsLog(self.out / METRICS_NAME if (self.out is not None and main) else None,
+                              history=self.log.records)
+        if self.out is not None and main and not resume and (self.out / CHECKPOINT_NAME).exists():
+            log.warning("%s already holds a checkpoint; starting afresh (it will be overwritten)", self.out)
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.episodes, initial=self.episode, disable=not (main and _progress_enabled(cfg.progress)),
+                   desc=f"{cfg.model} on {cfg.task}", dynamic_ncols=True, leave=True)
+        skipped = 0
+        ema_loss = ema_metric = None
+        try:
+            while self.episode < cfg.episodes:
+                rec = self.step()
+                skipped += int(rec["skipped"])
+                if main and (self.episode % cfg.log_every == 0 or rec["skipped"] or self.episode == cfg.episodes):
+                    self.log.write(rec)
+                if math.isfinite(rec["loss"]):
+                    ema_loss = rec["loss"] if ema_loss is None else 0.9 * ema_loss + 0.1 * rec["loss"]
+                ema_metric = rec["metric"] if ema_metric is None else 0.9 * ema_metric + 0.1 * rec["metric"]
+                if cfg.eval_every and self.episode % cfg.eval_every == 0 and main:
+                    ev = self.evaluate()
+                    self.log.write(ev)
+                if cfg.checkpoint_every and self.episode % cfg.checkpoint_every == 0:
+                    self.save()
+                bar.update(1)
+                bar.set_postfix(loss=f"{ema_loss:.4g}" if ema_loss is not None else "nan", metric=f"{ema_metric:.4g}")
+        finally:
+            bar.close()
+        self.save()
+        self.world.barrier()
+        train_recs = [r for r in self.log.records if r.get("phase") == "train"]
+        tail = [r["metric"] for r in train_recs[-10:]]
+        final = sum(tail) / len(tail) if tail else float("nan")
+        return TrainResult(
+            model=self.model, history=list(self.log.records), episodes=self.episode, final_metric=final,
+            seconds=time.perf_counter() - t_start, out=self.out, n_params=count_parameters(self.model),
+            skipped=skipped,
+        )
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    task: SupervisedTask | RLTask | None = None,
+    model: EpisodeModel | None = None,
+) -> TrainResult:
+    """Meta-train ``config.model`` on ``config.task`` in this process (see :class:`Trainer`)."""
+    return Trainer(config, task=task, model=model).run(resume=resume)
+
+
+def config_from_checkpoint(ck: Mapping[str, Any]) -> TrainConfig:
+    """The :class:`TrainConfig` stored in a loaded checkpoint."""
+    return TrainConfig.from_dict(ck["config"])

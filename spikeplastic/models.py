@@ -1,0 +1,406 @@
+r"""Task models for the meta-training harness: spiking plastic networks and the rate baselines.
+
+Registry::
+
+    from spikeplastic.models import make_model, MODELS
+    model = make_model("snn-stdp", make_task("pattern50"))       # sizes chosen for the task
+    model = make_model("rnn", task, n_hidden=64)                 # keyword overrides
+
+Ids and what they build (``n_act`` = actions of an RL task; sizes are overridable keywords):
+
+==========================  ==========================================================================
+``snn-stdp``                :class:`SpikingModel`: encoder -> LIF hidden layer with plastic recurrent
+                            synapses (pair STDP, per-synapse alpha, learned amplitudes/taus/decay)
+``snn-stdp-mod``            same, with retroactive neuromodulation from the hidden spikes
+                            (``Neuromodulation("retroactive", source="hidden")``)
+``snn-static``              same network without plasticity (learned static weights only)
+``rate-hebb``, ``rate-oja`` :class:`~spikeplastic.baselines.PlasticRNN` (per-synapse alpha, learned
+                            eta); on ``oneshot``, ``rate-oja`` is the paper's conv net
+                            :class:`~spikeplastic.baselines.OneShotPlastic`
+``backpropamine``           :class:`~spikeplastic.baselines.Backpropamine`, mode ``retroactive``
+``backpropamine-simple``    the same with simple modulation
+``backpropamine-none``      the same, non-modulated plastic control (mode ``none``)
+``rnn``, ``lstm``           non-plastic :class:`~spikeplastic.baselines.RNN` / ``LSTM``
+==========================  ==========================================================================
+
+Sizes per task family (from docs/TASKS.md where given):
+
+- *memory* tasks (``pattern``, ``pattern50``, ``images``: ``n_in == n_out``, one unit per
+  bit/pixel): ``rate-*`` = ``PlasticRNN(n, bias_unit=True)`` (N = n + 1 units; ``images`` clamps);
+  ``snn-*`` = ``n`` LIF neurons, one per bit, fixed one-to-one input (current +-4), per-neuron
+  readout; memoryless voltage (``dv=1``), learned bias (init -1), STDP ``A+=0.1, A-=0.01,
+  tau=1``, ``alpha_init = 15/n`` (so a +1 bit spikes, a -1 bit stays silent, and the stored
+  co-activity drives the degraded bits; tuned on ``pattern50``);
+  ``backpropamine*`` = ``n`` hidden units; ``rnn`` = ``n + 1`` units (2051 on ``pattern50``, the
+  paper's comparison), ``lstm`` = ``n`` (2000 on ``pattern50``).
+- *RL* tasks (``maze``, ``maze13``, ``cue``): 200 recurrent units for every model (the papers'
+  size), linear input map and a linear readout of ``n_act`` policy logits + 1 value;
+  ``snn-*``: 200 LIF neurons, 2 spiking steps per task step.
+- ``oneshot``: ``rate-oja`` = ``OneShotPlastic`` (4 conv layers, 64 channels, plastic readout);
+  the others: 200 recurrent units on the flattened image + label.
+- any other task: 200 hidden units (``snn-*``: 2 steps per frame), linear maps.
+
+Unknown ids raise ``ValueError`` listing the valid ones.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ._validation import check_choice, check_int, check_positive
+from .meta.protocol import EpisodeModel, RLTask, SupervisedTask
+from .modulation import Neuromodulation
+from .network import Network, NetworkState
+from .neurons import LIF
+from .plastic import PlasticLinear
+from .rules import STDP
+
+__all__ = ["SpikingModel", "SpikingState", "ModelSpec", "MODELS", "make_model", "model_ids", "count_parameters"]
+
+ENCODERS = ("current", "rate", "latency")
+
+
+class SpikingState(NamedTuple):
+    """Per-episode state of :class:`SpikingModel`: the network's state and the readout trace ``[B, n_hidden]``."""
+
+    net: NetworkState
+    trace: Tensor
+
+
+class SpikingModel(EpisodeModel):
+    r"""Encoder -> spiking plastic core (a :class:`~spikeplastic.Network`) -> readout.
+
+    Each task step (frame) ``x`` ``[B, n_in]`` is encoded into ``s = steps_per_frame`` spiking
+    steps (:mod:`spikeplastic.tasks.encoders`: ``"current"`` = ``DirectCurrent`` (signed currents,
+    deterministic), ``"rate"`` = Bernoulli ``RateEncoder`` with ON/OFF channels (global torch RNG),
+    ``"latency"`` = ``LatencyEncoder`` with ON/OFF channels). The network is::
+
+        in --(fixed one-to-one, or learned dense static)--> hidden (LIF)
+        hidden --(plastic: w + alpha * H, pair STDP, optional neuromodulation)--> hidden
+
+    with the network's one step of delay per projection. The readout sees a low-pass trace of
+    the hidden spikes, updated every spiking step,
+
+    .. math:: r_k = r_{k-1} e^{-1/\tau_r} + s^{hid}_k,
+
+    and at the last sub-step of the frame returns ``f(R r + b)`` (``readout="linear"``) or
+    ``f(g \odot r + b)`` (``readout="diagonal"``: one neuron per output, ``n_hidden == n_out``),
+    with ``f = tanh`` (``output="tanh"``, for +-1 targets) or the identity (logits/values).
+    Because input reaches the hidden layer one spiking step late, RL tasks need
+    ``steps_per_frame >= 2`` for the action to depend on the current observation.
+
+    Args:
+        n_in, n_out: task input/output sizes. n_hidden: LIF neurons.
+        encoder: ``"current"`` | ``"rate"`` | ``"latency"``. steps_per_frame: spiking steps per task step.
+        input_scale: input magnitude mapped to the maximal rate/earliest spike (rate, latency).
+        input_map: ``"one_to_one"`` (fixed, needs ``n_hidden == n_in``; ON channels excite,
+            OFF channels inhibit) or ``"dense"`` (learned static weights).
+        input_gain: weight of the one-to-one map / scale of the dense map's initialisation.
+        plastic: STDP on the recurrent synapses. modulation: ``None``, ``"simple"`` or ``"retroactive"``.
+        stdp: keyword arguments of :class:`~spikeplastic.STDP` (amplitudes, taus).
+        alpha_init: initial per-synapse plasticity coefficient. decay: initial (learned) decay of
+            the plastic part. w_init_std: std of the initial recurrent weights.
+        lif: keyword arguments of :class:`~spikeplastic.LIF` (default ``du=1, dv=0.2, vth=1``).
+        readout: ``"linear"`` | ``"diagonal"``. output: ``"tanh"`` | ``"linear"``.
+        tau_readout: readout trace time constant (spiking steps).
+        lava: ``"float"`` (default) keeps the rule literals Lava needs (plastic decay, ``eta_e``) on
+            its ``m*2^e`` grid with straight-through gradients (:func:`spikeplastic.quant.lava_literals`),
+            so ``spikeplastic export --mode float`` reproduces the trained network exactly;
+            ``"fixed"`` trains Loihi-legal (:func:`spikeplastic.quant.loihi_legal`: spiking
+            encoder, no modulation); ``"none"`` leaves every constant free.
+
+    Shape: ``step``: ``x`` ``[B, n_in]`` -> ``out`` ``[B, n_out]``.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        n_hidden: int = 200,
+        encoder: str = "current",
+        steps_per_frame: int = 1,
+        input_scale: float = 1.0,
+        input_map: str = "dense",
+        input_gain: float = 1.0,
+        plastic: bool = True,
+        modulation: str | None = None,
+        stdp: Mapping[str, Any] | None = None,
+        alpha_init: float = 0.05,
+        decay: float = 0.01,
+        w_init_std: float = 0.01,
+        lif: Mapping[str, Any] | None = None,
+        readout: str = "linear",
+        output: str = "linear",
+        tau_readout: float = 2.0,
+        lava: str = "float",
+    ) -> None:
+        super().__init__()
+        self.n_in = check_int("n_in", n_in)
+        self.n_out = check_int("n_out", n_out)
+        self.n_hidden = check_int("n_hidden", n_hidden)
+        self.encoder_kind = check_choice("encoder", encoder, ENCODERS)
+        self.steps_per_frame = check_int("steps_per_frame", steps_per_frame)
+        check_positive("input_scale", input_scale)
+        self.input_scale = float(input_scale)
+        self.input_map = check_choice("input_map", input_map, ["one_to_one", "dense"])
+        self.input_gain = float(input_gain)
+        if modulation is not None:
+            check_choice("modulation", modulation, ["simple", "retroactive"])
+            if not plastic:
+                raise ValueError("modulation needs plastic=True")
+        self.modulation_mode = modulation
+        self.readout_kind = check_choice("readout", readout, ["linear", "diagonal"])
+        self.output = check_choice("output", output, ["tanh", "linear"])
+        check_positive("tau_readout", tau_readout)
+        self.encoder = self._make_encoder()
+        n_enc = self.encoder.n_out(self.n_in)
+
+        if self.input_map == "one_to_one":
+            if self.n_hidden != self.n_in:
+                raise ValueError(f"input_map='one_to_one' needs n_hidden == n_in ({self.n_in}), got {self.n_hidden}")
+            eye = torch.eye(self.n_in) * self.input_gain
+            w_in = torch.cat([eye, -eye], dim=1) if n_enc == 2 * self.n_in else eye
+            in_proj = PlasticLinear(n_enc, self.n_hidden, weight=w_in, learn_weight=False)
+        else:
+            in_proj = PlasticLinear(n_enc, self.n_hidden, weight=torch.randn(self.n_hidden, n_enc) * self.input_gain / math.sqrt(n_enc))
+        rule = STDP(**dict({"a_plus": 0.02, "a_minus": 0.01, "tau_plus": 10.0, "tau_minus": 10.0}, **(stdp or {}))) if plastic else None
+        rec = PlasticLinear(
+            self.n_hidden, self.n_hidden, rule=rule,
+            alpha="per_synapse", alpha_init=alpha_init,
+            decay=decay if plastic else 0.0, learn_decay=plastic and decay > 0,
+            modulation=Neuromodulation(modulation, source="hidden") if modulation else None,
+            weight=torch.randn(self.n_hidden, self.n_hidden) * w_init_std,
+        )
+        lif_kw = dict({"du": 1.0, "dv": 0.2, "vth": 1.0}, **(lif or {}))
+        self.network = Network(
+            n_enc, {"hidden": LIF(self.n_hidden, **lif_kw)},
+            [("in", "hidden", in_proj), ("hidden", "hidden", rec)],
+            input_kind="current" if self.encoder_kind == "current" else "spikes",
+        )
+        self.lava = check_choice("lava", lava, ["float", "fixed", "none"])
+        if self.lava != "none":
+            from . import quant
+
+            # train on the values the exporter can represent, so the export is the trained network
+            if self.lava == "float":
+                quant.lava_literals(self.network)
+            else:
+                quant.loihi_legal(self.network)
+        self.register_buffer("trace_decay", torch.tensor(math.exp(-1.0 / float(tau_readout))))
+        if self.readout_kind == "diagonal":
+            if self.n_hidden != self.n_out:
+                raise ValueError(f"readout='diagonal' needs n_hidden == n_out ({self.n_out}), got {self.n_hidden}")
+            self.readout_gain = nn.Parameter(torch.full((self.n_out,), 1.0))
+            self.readout_bias = nn.Parameter(torch.full((self.n_out,), -0.5))
+            self.readout: nn.Linear | None = None
+        else:
+            self.readout = nn.Linear(self.n_hidden, self.n_out)
+
+    def _make_encoder(self) -> Any:
+        from .tasks.encoders import DirectCurrent, LatencyEncoder, RateEncoder
+
+        s = self.steps_per_frame
+        if self.encoder_kind == "current":
+            return DirectCurrent(gain=1.0, steps_per_frame=s, signed="pass")
+        if self.encoder_kind == "rate":
+            return RateEncoder(max_rate=1.0, scale=self.input_scale, steps_per_frame=s, signed="split")
+        return LatencyEncoder(steps_per_frame=max(s, 1), scale=self.input_scale, signed="split")
+
+    def extra_repr(self) -> str:
+        return (f"n_in={self.n_in}, n_out={self.n_out}, n_hidden={self.n_hidden}, encoder={self.encoder_kind!r}, "
+                f"steps_per_frame={self.steps_per_frame}, input_map={self.input_map!r}, "
+                f"modulation={self.modulation_mode!r}, readout={self.readout_kind!r}, output={self.output!r}")
+
+    @property
+    def plastic(self) -> bool:
+        return self.network.projs["hidden_to_hidden"].plastic
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Task inputs ``[T, B, n_in]`` -> network inputs ``[T * steps_per_frame, B, n_enc]``."""
+        return self.encoder.encode(x, None)
+
+    def initial_state(self, batch: int) -> SpikingState:
+        net = self.network.initial_state(batch)
+        return SpikingState(net, torch.zeros(batch, self.n_hidden, dtype=self.network.dtype, device=self.network.device))
+
+    def read(self, trace: Tensor) -> Tensor:
+        """Readout of a trace ``[B, n_hidden]`` -> ``[B, n_out]``."""
+        if self.readout is None:
+            y = trace * self.readout_gain + self.readout_bias
+        else:
+            y = self.readout(trace)
+        return torch.tanh(y) if self.output == "tanh" else y
+
+    def step(self, x: Tensor, state: SpikingState) -> tuple[Tensor, SpikingState]:
+        if x.dim() != 2 or x.shape[-1] != self.n_in:
+            raise ValueError(f"x must have shape [B, {self.n_in}], got {tuple(x.shape)}")
+        xs = self.encode(x.unsqueeze(0))
+        net, r = state.net, state.trace
+        for k in range(xs.shape[0]):
+            out, net = self.network.step(xs[k], net, validate=False)
+            r = r * self.trace_decay + out.spikes["hidden"]
+        return self.read(r), SpikingState(net, r)
+
+    def export_meta(self) -> dict[str, Any]:
+        """JSON-able description of the parts around the network (stored with its IR)."""
+        return {
+            "encoder": self.encoder_kind, "steps_per_frame": self.steps_per_frame, "input_scale": self.input_scale,
+            "input_map": self.input_map, "readout": self.readout_kind, "output": self.output,
+            "n_task_in": self.n_in, "n_task_out": self.n_out, "lava": self.lava,
+        }
+
+
+# ---- registry ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registry entry: a description and ``build(task, overrides) -> EpisodeModel``."""
+
+    description: str
+    build: Callable[[Any, dict[str, Any]], EpisodeModel]
+
+
+def _family(task: Any) -> str:
+    if isinstance(task, RLTask):
+        return "rl"
+    from .tasks.oneshot import OneShotTask
+
+    if isinstance(task, OneShotTask):
+        return "oneshot"
+    if isinstance(task, SupervisedTask) and task.n_in == task.n_out:
+        return "memory"
+    return "generic"
+
+
+def _is_images(task: Any) -> bool:
+    from .tasks.images import ImageTask
+
+    return isinstance(task, ImageTask)
+
+
+def _pattern_scale(task: Any) -> float:
+    from .tasks.pattern import PatternTask
+
+    return float(task.config.input_scale) if isinstance(task, PatternTask) else 1.0
+
+
+def _n_out(task: Any) -> int:
+    return int(task.n_actions + 1) if isinstance(task, RLTask) else int(task.n_out)
+
+
+def _snn(plastic: bool, modulation: str | None) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
+    def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
+        fam = _family(task)
+        if fam == "memory":
+            scale = _pattern_scale(task)
+            # memoryless voltage (dv = 1: the neuron fires iff its input exceeds 1 - bias), a short
+            # potentiation-dominated STDP window and alpha ~ 15/n: a working spiking completion
+            # network before meta-training (tuned on pattern50: ~4% bit error untrained)
+            d: dict[str, Any] = dict(
+                n_hidden=task.n_in, input_map="one_to_one", readout="diagonal", output="tanh",
+                steps_per_frame=1, input_scale=scale, input_gain=4.0 / scale, alpha_init=15.0 / task.n_in,
+                lif={"dv": 1.0, "bias": -1.0, "learn_bias": True},
+                stdp={"a_plus": 0.1, "a_minus": 0.01, "tau_plus": 1.0, "tau_minus": 1.0},
+            )
+        else:
+            d = dict(n_hidden=200, input_map="dense", readout="linear",
+                     output="linear", steps_per_frame=2, input_gain=2.0)
+        if modulation == "retroactive":
+            d["decay"] = 0.0  # Lava synapses have two tags: eligibility + alpha leave none for the anchor
+        d.update(kw)
+        if d.get("encoder", "current") != "current" and d.get("input_map") == "one_to_one" and "input_gain" not in kw:
+            d["input_gain"] = 4.0  # spikes are 0/1: the same +-4 drive as the current encoder
+        return SpikingModel(task.n_in, _n_out(task), plastic=plastic, modulation=modulation, **d)
+
+    return build
+
+
+def _rate(rule: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
+    def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
+        from .baselines import OneShotPlastic, PlasticRNN
+
+        fam = _family(task)
+        if fam == "memory":
+            return PlasticRNN(task.n_in, rule=rule, **dict({"bias_unit": True, "clamp": _is_images(task)}, **kw))  # type: ignore[arg-type]
+        if fam == "oneshot" and rule == "oja":
+            s = int(task.config.image_size)
+            d = dict({"padding": 0 if s >= 31 else 1}, **kw)
+            return OneShotPlastic(s * s, task.config.n_way, **d)
+        d = dict({"n_hidden": 200, "readout": "linear", "input_map": "linear"}, **kw)
+        return PlasticRNN(task.n_in, _n_out(task), rule=rule, **d)  # type: ignore[arg-type]
+
+    return build
+
+
+def _bpa(mode: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
+    def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
+        from .baselines import Backpropamine
+
+        n_h = task.n_in if _family(task) == "memory" else 200
+        return Backpropamine(task.n_in, _n_out(task), **dict({"n_hidden": n_h, "mode": mode}, **kw))
+
+    return build
+
+
+def _recurrent(kind: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
+    def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
+        from .baselines import LSTM, RNN
+
+        n_h = 200
+        if _family(task) == "memory":
+            if getattr(task, "name", "") == "pattern50":
+                n_h = 2051 if kind == "rnn" else 2000      # docs/TASKS.md: the paper's comparison sizes
+            else:
+                n_h = task.n_in + 1 if kind == "rnn" else task.n_in
+        cls = RNN if kind == "rnn" else LSTM
+        return cls(task.n_in, _n_out(task), **dict({"n_hidden": n_h}, **kw))
+
+    return build
+
+
+MODELS: Mapping[str, ModelSpec] = MappingProxyType({
+    "snn-stdp": ModelSpec("spiking LIF net, plastic recurrent synapses (pair STDP, per-synapse alpha)", _snn(True, None)),
+    "snn-stdp-mod": ModelSpec("snn-stdp with retroactive neuromodulation from the hidden spikes", _snn(True, "retroactive")),
+    "snn-static": ModelSpec("spiking LIF net, non-plastic (learned static weights)", _snn(False, None)),
+    "rate-hebb": ModelSpec("PlasticRNN, Hebbian trace with decay (Miconi et al. 2018)", _rate("hebb")),
+    "rate-oja": ModelSpec("PlasticRNN with Oja's rule (oneshot: OneShotPlastic conv net)", _rate("oja")),
+    "backpropamine": ModelSpec("Backpropamine, retroactive neuromodulation (Miconi et al. 2019)", _bpa("retroactive")),
+    "backpropamine-simple": ModelSpec("Backpropamine, simple neuromodulation", _bpa("simple")),
+    "backpropamine-none": ModelSpec("Backpropamine's non-modulated plastic control", _bpa("none")),
+    "rnn": ModelSpec("non-plastic tanh RNN", _recurrent("rnn")),
+    "lstm": ModelSpec("non-plastic LSTM", _recurrent("lstm")),
+})
+
+
+def model_ids() -> list[str]:
+    """The registered model ids."""
+    return list(MODELS)
+
+
+def make_model(model_id: str, task: SupervisedTask | RLTask, **overrides: Any) -> EpisodeModel:
+    """Build model ``model_id`` sized for ``task`` (module docstring); ``overrides`` replace defaults.
+
+    Raises:
+        ValueError: unknown ``model_id`` (the message lists the valid ids).
+        TypeError: ``task`` is not a task, or an override the model does not take.
+    """
+    if not isinstance(model_id, str) or model_id not in MODELS:
+        raise ValueError(f"unknown model {model_id!r}; valid ids: {list(MODELS)}")
+    if not isinstance(task, (SupervisedTask, RLTask)):
+        raise TypeError(f"task must be a SupervisedTask or RLTask, got {type(task).__name__}")
+    try:
+        return MODELS[model_id].build(task, dict(overrides))
+    except TypeError as e:
+        raise TypeError(f"make_model({model_id!r}, ...): {e}") from e
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable scalars of ``model`` (parameters with ``requires_grad``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

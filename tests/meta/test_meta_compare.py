@@ -1,0 +1,60 @@
+"""Statistics of the comparison table (the end-to-end run is in test_cli.py)."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from spikeplastic.meta.compare import CompareConfig, summarize, t_interval, write_markdown
+
+
+def test_t_interval_matches_scipy() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    for xs in ([1.0, 2.0, 4.0], [0.1, 0.12, 0.09, 0.2, 0.15], list(range(40))):
+        mean, half = t_interval(xs)
+        n = len(xs)
+        sd = stats.tstd(xs)
+        want = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        assert mean == pytest.approx(sum(xs) / n)
+        assert half == pytest.approx(want, rel=2e-3)
+    assert math.isnan(t_interval([3.0])[1])
+
+
+def _fake_run(root, model, seed, metrics):
+    d = root / "runs" / model / f"seed{seed}"
+    d.mkdir(parents=True)
+    with open(d / "metrics.jsonl", "w") as fh:
+        for i, m in enumerate(metrics, start=1):
+            fh.write(json.dumps({"phase": "train", "episode": i, "loss": m, "metric": m, "seconds": 0.5,
+                                 "skipped": False}) + "\n")
+    return {"seed": seed, "peak_rss_mb": 300.0 + seed, "baseline_rss_mb": 250.0, "n_params": 10}
+
+
+def test_summarize_threshold_median_and_not_reached(tmp_path) -> None:
+    cfg = CompareConfig(task="t", models=("good", "bad"), episodes=20, seeds=3, out=str(tmp_path))
+    good = [[1.0] * k + [0.0] * (20 - k) for k in (4, 6, 8)]         # window 2: reached at k+1, k+2...
+    bad = [[1.0] * 20, [1.0] * 20, [1.0] * 10 + [0.0] * 10]
+    runs = {"good": [_fake_run(tmp_path, "good", s, m) for s, m in enumerate(good)],
+            "bad": [_fake_run(tmp_path, "bad", s, m) for s, m in enumerate(bad)]}
+    res = summarize(cfg, runs, threshold=0.1, higher_is_better=False)
+    g, b = res["rows"]
+    assert res["window"] == 2
+    assert g["episodes_to_threshold_per_seed"] == [6.0, 8.0, 10.0] and g["episodes_to_threshold"] == 8.0
+    assert b["episodes_to_threshold"] is None and b["reached"] == 1
+    assert g["final_mean"] == 0.0 and b["final_mean"] == pytest.approx(2 / 3)
+    assert g["peak_rss_mb"] == 302.0 and g["seconds_per_episode"] == 0.5
+    write_markdown(res, tmp_path / "r.md")
+    md = (tmp_path / "r.md").read_text()
+    assert "| bad | 10 |" in md and "not reached (1/3 seeds)" in md and "| 8 (3/3 seeds) |" in md
+
+
+def test_compare_config_validation() -> None:
+    with pytest.raises(TypeError):
+        CompareConfig(task="t", models="rnn", episodes=1, out="o")  # a str, not a sequence of ids
+    with pytest.raises(ValueError, match="seeds"):
+        CompareConfig(task="t", models=("rnn",), episodes=1, seeds=0, out="o")
+    with pytest.raises(ValueError, match="model_kwargs"):
+        CompareConfig(task="t", models=("rnn",), episodes=1, out="o", model_kwargs={"lstm": {}})
+    with pytest.raises(TypeError):
+        CompareConfig(task="t", models=("rnn",), episodes=1, out="o", bogus=1)  # type: ignore[call-arg]
