@@ -141,12 +141,14 @@ def export_command(ckpt_or_ir_path: str | os.PathLike[str], out_dir: str | os.Pa
 
 
 def verify_command(path: str | os.PathLike[str], steps: int = 1000, mode: str = "float", as_json: bool = False,
-                   *, seed: int = 0, stream: Any = None) -> int:
+                   *, seed: int = 0, backend: str = "cpu", stream: Any = None) -> int:
     """Run :func:`~spikeplastic.export.verify` on a network file and print the report.
 
     Returns the exit status: 0 when the mode's promise holds (float: identical spikes and weights
     within 1e-9 of the weight scale; fixed: Lava bit-exact with ``simulate_fixed``), 1 when it does
     not (float divergence), 2 when the network cannot be exported or Lava is missing/failed.
+    ``backend="loihi2"`` needs Lava's (non-public) Loihi backend and fails with exit status 2 and a
+    message saying so when it is not installed.
     """
     from ._plan import ExportError, UnsupportedError
     from .verification import verify
@@ -154,7 +156,7 @@ def verify_command(path: str | os.PathLike[str], steps: int = 1000, mode: str = 
     stream = sys.stdout if stream is None else stream
     try:
         net_ir = load_network_ir(path)
-        rep = verify(net_ir, steps=steps, mode=mode, seed=seed)
+        rep = verify(net_ir, steps=steps, mode=mode, seed=seed, backend=backend)
     except (ExportError, UnsupportedError, ImportError, FileNotFoundError, RuntimeError, ValueError) as e:
         print(f"spikeplastic verify: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

@@ -111,3 +111,19 @@ def test_verify_command_exit_codes(tmp_path, monkeypatch: pytest.MonkeyPatch) ->
     _ir.save(hebb_oja(), tmp_path / "h.npz")
     monkeypatch.undo()
     assert verify_command(tmp_path / "h.npz", steps=10, mode="fixed", stream=io.StringIO()) == 2
+
+
+def test_verify_command_loihi2_backend_fails_clearly(tmp_path, capsys) -> None:
+    """The hardware path is selectable and says what is missing (lava-loihi was never public)."""
+    import torch
+
+    import spikeplastic as sp
+    from spikeplastic.export import verify_command
+
+    torch.manual_seed(0)
+    p = tmp_path / "n.npz"
+    sp.ir.save(sp.Network.feedforward([5, 4], rule="stdp").to_ir(), p)
+    code = verify_command(p, steps=20, mode="fixed", backend="loihi2")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "lava-loihi" in err and "not installed" in err
