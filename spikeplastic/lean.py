@@ -49,9 +49,8 @@ to the core model; used by the tests); ``"inplace"`` updates ``H`` in place with
 reads it with (vector x matrix) ``bmm`` -- no ``B*N^2`` tensor is allocated per step;
 ``"compile"`` writes each time step (projections + LIF) as pointwise + reduction expressions and
 compiles the whole step with :func:`torch.compile` (C++/OpenMP on CPU; Triton on CUDA, untested
-here: no GPU was available), so a forward step reads and writes ``H`` once. On CPU the compiled
-backward is replaced by the eager one from ``CPU_COMPILED_BACKWARD_MAX_ELEMENTS`` elements per ``H``
-(where its strided reductions lose to BLAS). ``"auto"`` picks ``"compile"`` from
+here: no GPU was available), so a forward step reads and writes ``H`` once and no step allocates a
+``B*N^2`` temporary (fresh pages per step cost more than the kernels). ``"auto"`` picks ``"compile"`` from
 ``AUTO_COMPILE_MIN_ELEMENTS`` and ``"inplace"`` below; a failed compile warns once and falls back
 to ``"inplace"``. The fast backends agree with the core to rounding (a float32 spike can flip
 where the membrane lands within rounding of the threshold).
@@ -102,10 +101,6 @@ BACKENDS = ("auto", "reference", "inplace", "compile")
 MAX_AMPLIFICATION = 8.0
 #: ``backend="auto"`` compiles steps with at least this many plastic-weight elements (``B*N*n``)
 AUTO_COMPILE_MIN_ELEMENTS = 1 << 18
-#: on CPU, from this many elements per ``H`` the compiled backward loses to the eager one (its
-#: column and batch reductions stride across 4 KiB pages: TLB misses; measured on a 2-core EPYC,
-#: 1024x1024x16: compiled 59 ms vs eager 40 ms per step). The forward stays compiled.
-CPU_COMPILED_BACKWARD_MAX_ELEMENTS = 1 << 23
 
 
 # =================================================================================================
@@ -177,12 +172,6 @@ def _resolve_backend(backend: str, ref: Tensor, elements: int) -> str:
         except ImportError:
             return "inplace"
     return "compile"
-
-
-def _backward_backend(backend: str, H: Tensor | None) -> str:
-    if backend == "compile" and H is not None and H.device.type == "cpu" and H.numel() >= CPU_COMPILED_BACKWARD_MAX_ELEMENTS:
-        return "inplace"
-    return backend
 
 
 def _f(t: Tensor | float | None) -> float | None:
@@ -264,6 +253,18 @@ def _stdp_update_only(H, P, R, Xn, Yn, gamma, clip):
     return Hn if clip is None else Hn.clamp(-clip, clip)
 
 
+def _stdp_recon_eager(H, P, R, Xn, Yn, gamma):
+    """``H[k+1] -> H[k] = (H[k+1] - R (x) X' + Y' (x) P) / gamma`` in place."""
+    H.addcmul_(R.unsqueeze(2), Xn.unsqueeze(1), value=-1.0).addcmul_(Yn.unsqueeze(2), P.unsqueeze(1))
+    if gamma is not None:
+        H.div_(gamma)
+
+
+def _stdp_recon_fused(H, P, R, Xn, Yn, gamma):
+    Hk = H - (R.unsqueeze(2) * Xn.unsqueeze(1) - Yn.unsqueeze(2) * P.unsqueeze(1))
+    H.copy_(Hk if gamma is None else Hk / gamma)
+
+
 def _stdp_unstep_cur_eager(H, P, R, Xn, Yn, alpha, gamma, mode, buf):
     """``H[k+1] -> H[k]`` in place and the plastic current ``(alpha*H[k]) @ P`` (rebuilding currents)."""
     H.addcmul_(R.unsqueeze(2), Xn.unsqueeze(1), value=-1.0).addcmul_(Yn.unsqueeze(2), P.unsqueeze(1))
@@ -277,10 +278,10 @@ def _stdp_unstep_cur_eager(H, P, R, Xn, Yn, alpha, gamma, mode, buf):
 def _stdp_unstep_cur_fused(H, P, R, Xn, Yn, alpha, gamma, mode, buf):
     Pr = P.unsqueeze(1)
     Hk = H - (R.unsqueeze(2) * Xn.unsqueeze(1) - Yn.unsqueeze(2) * Pr)
-    if gamma is not None:
-        Hk = Hk / gamma
-    cur = (Hk * alpha * Pr).sum(-1) if mode == "per_synapse" else (Hk * Pr).sum(-1)
-    H.copy_(Hk)
+    H.copy_(Hk if gamma is None else Hk / gamma)
+    del Hk
+    torch._dynamo.graph_break()  # read H itself below (no temporary), see _stdp_bwd_fused
+    cur = (H * alpha * Pr).sum(-1) if mode == "per_synapse" else (H * Pr).sum(-1)
     return cur * alpha if mode == "shared" else cur
 
 
@@ -313,7 +314,8 @@ def _stdp_bwd_eager(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, r
         O = torch.mul(gc.unsqueeze(2), P.unsqueeze(1), out=buf)  # gc (x) P
         gH.addcmul_(O, alpha)
         if want_alpha:
-            galpha.add_(O.mul_(H).sum(0))
+            for Ob in O.mul_(H):  # per sample: no [n_post, n_pre] temporary
+                galpha.add_(Ob)
     else:
         v = torch.bmm(gc.unsqueeze(1), H).squeeze(1)  # gc^T H  [B, n_pre]
         if mode == "shared":
@@ -329,30 +331,32 @@ def _stdp_bwd_eager(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, r
 
 def _stdp_bwd_fused(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, reconstruct, want_gamma, want_alpha, buf):
     Rc, Xr, Yc, Pr, gcc = R.unsqueeze(2), Xn.unsqueeze(1), Yn.unsqueeze(2), P.unsqueeze(1), gc.unsqueeze(2)
-    e = Rc * Xr - Yc * Pr
-    Hk = H
     if reconstruct:
-        Hk = H - e
-        if gamma is not None:
-            Hk = Hk / gamma
+        Hk = H - (Rc * Xr - Yc * Pr)
+        H.copy_(Hk if gamma is None else Hk / gamma)
+        del Hk
+        # reconstruct in place, in a graph of its own: the rest then reads H itself, with no
+        # [B, n_post, n_pre] temporary per step (fresh pages each step cost more than the kernel).
+        # No B*N^2 value may stay alive across this break (it would become a graph output).
+        torch._dynamo.graph_break()
     ge = gH
     if clip is not None:
-        pre = (Hk if gamma is None else Hk * gamma) + e
+        pre = (H if gamma is None else H * gamma) + (Rc * Xr - Yc * Pr)
         ge = torch.where((pre >= -clip) & (pre <= clip), gH, torch.zeros_like(gH))
     gR = (ge * Xr).sum(2)
     gYn = -(ge * Pr).sum(2)
     gXn = (ge * Rc).sum(1)
-    s_gamma = (ge * Hk).sum() if want_gamma else None
+    s_gamma = (ge * H).sum() if want_gamma else None
     s_alpha = None
     O = gcc * Pr
     gHn = ge if gamma is None else ge * gamma
     if mode == "per_synapse":
-        gP = ((alpha * Hk) * gcc - ge * Yc).sum(1)
+        gP = ((alpha * H) * gcc - ge * Yc).sum(1)
         gHn = gHn + alpha * O
         if want_alpha:
-            galpha.add_((Hk * O).sum(0))
+            galpha.add_((H * O).sum(0))
     else:
-        v = (Hk * gcc).sum(1)
+        v = (H * gcc).sum(1)
         if mode == "shared":
             if want_alpha:
                 s_alpha = (v * P).sum()
@@ -361,8 +365,6 @@ def _stdp_bwd_fused(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, r
         else:
             gHn = gHn + O
         gP = v - (ge * Yc).sum(1)
-    if reconstruct:
-        H.copy_(Hk)
     gH.copy_(gHn)
     return gR, gP, gXn, gYn, s_gamma, s_alpha
 
@@ -438,7 +440,8 @@ def _hebb_bwd_eager(H, gH, pre, y, gy, c, w, alpha, eta, galpha, reconstruct, wa
         O = torch.mul(ga.unsqueeze(2), pre.unsqueeze(1), out=buf)
         gH.addcmul_(O, alpha)
         if want_alpha:
-            galpha.add_(O.mul_(H).sum(0))
+            for Ob in O.mul_(H):
+                galpha.add_(Ob)
     else:
         v = torch.bmm(ga.unsqueeze(1), H).squeeze(1)
         if want_alpha:
@@ -449,12 +452,12 @@ def _hebb_bwd_eager(H, gH, pre, y, gy, c, w, alpha, eta, galpha, reconstruct, wa
 
 
 def _hebb_bwd_fused(H, gH, pre, y, gy, c, w, alpha, eta, galpha, reconstruct, want_eta, want_alpha, buf):
-    # row reductions and the pointwise updates are fused by the compiler; the column reductions
-    # (vector x matrix) go to the BLAS, which streams rows (a compiled column loop strides across them)
     Pr, Yc = pre.unsqueeze(1), y.unsqueeze(2)
-    Hk = (H - eta * Yc * Pr) / (1.0 - eta) if reconstruct else H
+    if reconstruct:
+        H.copy_((H - eta * Yc * Pr) / (1.0 - eta))
+        torch._dynamo.graph_break()  # read H itself below (no temporary), see _stdp_bwd_fused
     r = (gH * Pr).sum(2)
-    s_eta = ((y * r).sum() - (gH * Hk).sum(2).sum()) if want_eta else None
+    s_eta = ((y * r).sum() - (gH * H).sum(2).sum()) if want_eta else None
     gyt = gy + eta * r
     ga = gyt * (1.0 - y * y)
     if c is not None:
@@ -464,16 +467,14 @@ def _hebb_bwd_fused(H, gH, pre, y, gy, c, w, alpha, eta, galpha, reconstruct, wa
     gpre = eta * torch.bmm(y.unsqueeze(1), gH).squeeze(1)
     s_alpha = None
     if alpha.dim():
-        gpre = gpre + torch.bmm(ga.unsqueeze(1), alpha * Hk).squeeze(1)
+        gpre = gpre + ((alpha * H) * gac).sum(1)
         if want_alpha:
-            galpha.add_((Hk * O).sum(0))
+            galpha.add_((H * O).sum(0))
     else:
-        v = torch.bmm(ga.unsqueeze(1), Hk).squeeze(1)
+        v = (H * gac).sum(1)
         if want_alpha:
             s_alpha = (v * pre).sum()
         gpre = gpre + alpha * v
-    if reconstruct:
-        H.copy_(Hk)
     gH.copy_(gH * (1.0 - eta) + alpha * O)
     return ga, gyt, gpre, s_eta, s_alpha
 
@@ -926,7 +927,7 @@ class _LIFLayerFn(torch.autograd.Function):
         plastic = [p for p in projs if p.spec.plastic]
         need = ctx.needs_input_grad  # (spec, x, xp0, u0, v0, s0, du, dv, vth, bias, *proj fields)
         Kv, C, Sb = ctx.Kv, ctx.C, ctx.Sb
-        be = _backward_backend(spec.backend, HfT if HfT is not None else HrT)
+        be = spec.backend
         T, B, N = Sb.shape[0], Sb.shape[1], ctx.N
         dtype = ctx.dtype
         one_du, one_dv = 1 - du, 1 - dv
@@ -950,6 +951,7 @@ class _LIFLayerFn(torch.autograd.Function):
             p.gH = torch.zeros_like(p.Hw) if gH_T is None else gH_T.clone()
             p.gX = torch.zeros_like(p.X0) if gX_T is None else gX_T.clone()
             p.gY = torch.zeros_like(p.Y0) if gY_T is None else gY_T.clone()
+            p.gamma_d = None if p.gamma is None else p.gamma.detach()
             p.want_alpha = p.spec.mode != "none" and needp(p, 1)
             p.want_gamma = p.spec.has_gamma and needp(p, 6)
             p.galpha = torch.zeros_like(p.alpha) if (p.want_alpha and p.spec.mode == "per_synapse") else None
@@ -969,8 +971,10 @@ class _LIFLayerFn(torch.autograd.Function):
         r_prm = _detach(rec.prm()) if rpl else None
         w_rec = None if rec is None else rec.w.detach()
         vth_d, one_du, one_dv = vth.detach(), one_du.detach(), one_dv.detach()
+        # reverse mode: H[k+1] -> H[k] runs as its own (compiled) call before each step, so the
+        # step's graph reads H in place and allocates no B*N^2 temporary
         for p in plastic:
-            p.recon = not p.recompute
+            p.recon = False
         flags = (spec.reset, spec.detach_reset, fpl is not None, ff.spec.mode, ff.spec.clip,
                  fpl is not None and fpl.recon, fpl is not None and fpl.want_gamma,
                  fpl is not None and fpl.want_alpha, 0 if rec is None else (2 if rpl else 1),
@@ -1062,6 +1066,10 @@ class _LIFLayerFn(torch.autograd.Function):
                         H = p.Hw
                         if (k + 1) in p.ckpt:
                             H.copy_(p.ckpt[k + 1])
+                        Xs_ = Xf_ if p is ff else Xr_
+                        Ys_ = Yf_ if p is ff else Yr_
+                        _call_kernel(be, _stdp_recon_fused, _stdp_recon_eager, H, P_[i] if p is ff else S_[i], S_[i],
+                                     Xs_[i + 1], Ys_[i + 1], p.gamma_d)
                     if p is ff:
                         Hf = H
                     else:
@@ -1407,7 +1415,7 @@ class _HebbRNNFn(torch.autograd.Function):
         ctx.consumed = True
         HT = ctx.Hw
         need = ctx.needs_input_grad  # spec, inp, c, w, alpha, eta, y0, H0
-        be = _backward_backend(spec.backend, HT)
+        be = spec.backend
         T, B, Nh = Y.shape
         Kv, recompute, ckpt = ctx.Kv, ctx.recompute, ctx.ckpt
         want_eta, want_alpha = bool(need[5]), bool(need[4])
