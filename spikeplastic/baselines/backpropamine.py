@@ -1,6 +1,17 @@
 """Neuromodulated plastic recurrent network of Miconi et al. 2019 ("Backpropamine").
 
-Re-implemented from the paper's equations (see ``docs/TASKS.md``); no code was copied.
+Re-implemented from the paper's equations (see ``docs/TASKS.md``); no code was copied. The update
+equations agree with the original code (uber-research/backpropamine, ``sr/modul.py``: ``PlasticRNN``,
+``SimpleModulRNN``, ``RetroModulRNN`` with ``fm=1``, ``da=tanh``, ``rule=hebb``). Known differences,
+all in parametrisation / initialisation:
+
+- the original initialises ``W`` and ``alpha`` as ``0.01 * U[0, 1)`` (all positive); here
+  ``std * N(0, 1)`` with ``std = 0.01``;
+- the original's ``eta`` / ``etaet`` is an unconstrained parameter initialised at 0.1 on the
+  cue-reward task (0.01 in its maze); here ``eta = sigmoid(raw)`` in (0, 1), initialised at
+  ``eta_init`` (default 0.01; pass ``eta_init=0.1`` to match the cue-reward runs);
+- the original's separate value head ``h2v`` is the last row of ``readout`` here (same function);
+- the original's half-modulated variant (``fm=0``) is not implemented (the paper's runs use ``fm=1``).
 """
 from __future__ import annotations
 
