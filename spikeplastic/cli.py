@@ -117,10 +117,23 @@ def _check_model(model: str, task: Any, kw: dict[str, Any]) -> int:
 
     if model not in MODELS:
         raise UsageError("--model" if "," not in model else "--models", f"unknown model {model!r}; expected one of {list(MODELS)}")
+    if "lean" in kw:
+        raise UsageError("--model-kw", "lean is not a model keyword here: use --lean {auto,on,off}")
     try:
         return count_parameters(make_model(model, task, **kw))
     except (TypeError, ValueError) as e:
         raise UsageError("--model-kw", str(e)) from None
+
+
+def _check_lean(mode: str, model: str, task: Any, kw: dict[str, Any]) -> None:
+    from .meta.trainer import apply_lean
+    from .models import make_model
+
+    if mode == "on":  # the other modes never fail
+        try:
+            apply_lean(make_model(model, task, **kw), task, mode)
+        except ValueError as e:
+            raise UsageError("--lean", str(e)) from None
 
 
 def _check_device(device: str) -> None:
@@ -142,6 +155,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     task = _make_task(args)
     model_kw, _ = _kv(args.model_kw, "--model-kw")
     n_params = _check_model(args.model, task, model_kw)
+    _check_lean(args.lean, args.model, task, model_kw)
     _check_device(args.device)
     rec = recommended(args.task)
     out = args.out if args.out is not None else str(Path("runs") / f"{args.task}-{args.model}-s{args.seed}")
@@ -151,7 +165,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr if args.lr is not None else float(rec["lr"]),
         clip=None if args.clip == 0 else args.clip, seed=args.seed, device=args.device, out=out,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, log_every=args.log_every,
-        progress=not args.no_progress, task_kwargs=_task_kwargs(args), model_kwargs=model_kw,
+        progress=not args.no_progress, task_kwargs=_task_kwargs(args), model_kwargs=model_kw, lean=args.lean,
     )
     if args.resume and not (Path(out) / "checkpoint.pt").is_file():
         raise UsageError("--resume", f"no checkpoint to resume at {str(Path(out) / 'checkpoint.pt')!r}; "
@@ -195,11 +209,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         if m not in MODELS:
             raise UsageError("--models", f"unknown model {m!r}; expected ids from {list(MODELS)}")
         _check_model(m, task, per_model[m])
+        _check_lean(args.lean, m, task, per_model[m])
     _check_device(args.device)
     cfg = CompareConfig(
         task=args.task, models=tuple(models), episodes=args.episodes, seeds=args.seeds, out=args.out,
         batch=args.batch, lr=args.lr, device=args.device, task_kwargs=_task_kwargs(args),
         model_kwargs={m: kw for m, kw in per_model.items() if kw}, jobs=args.jobs, progress=not args.no_progress,
+        lean=args.lean,
     )
     try:
         compare(cfg)
@@ -294,6 +310,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-kw", action="append", metavar="KEY=VALUE", help="task config override (repeatable)")
     p.add_argument("--data", type=Path, default=None, help="dataset folder (oneshot: Omniglot, images: CIFAR-10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--lean", choices=["auto", "on", "off"], default="auto",
+                   help="memory-lean whole-episode backprop (spikeplastic.lean) for supervised episodes: auto "
+                        "(default: when the model has it: snn-stdp, snn-static, rate-hebb), on (error if the "
+                        "model or task cannot), off (the per-step loop)")
 
 
 def build_parser() -> argparse.ArgumentParser:

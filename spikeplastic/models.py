@@ -114,8 +114,15 @@ class SpikingModel(EpisodeModel):
             so ``spikeplastic export --mode float`` reproduces the trained network exactly;
             ``"fixed"`` trains Loihi-legal (:func:`spikeplastic.quant.loihi_legal`: spiking
             encoder, no modulation); ``"none"`` leaves every constant free.
+        lean: ``"auto"`` | ``"on"`` | ``"off"``: whether a whole-sequence ``forward`` runs the
+            network through :func:`spikeplastic.lean.network_forward` (same outputs, state and
+            gradients, memory ``O(B*N^2)`` instead of ``O(T*B*N^2)``) instead of the step loop;
+            ``"auto"`` does when gradients are enabled and the network qualifies (no
+            neuromodulation -- ``snn-stdp-mod`` does not --, no Loihi integer-state emulation of
+            ``lava="fixed"``); see :class:`~spikeplastic.meta.protocol.EpisodeModel`.
 
-    Shape: ``step``: ``x`` ``[B, n_in]`` -> ``out`` ``[B, n_out]``.
+    Shape: ``step``: ``x`` ``[B, n_in]`` -> ``out`` ``[B, n_out]``; ``forward``: ``[T, B, n_in]``
+    -> ``[T, B, n_out]``.
     """
 
     def __init__(
@@ -140,8 +147,10 @@ class SpikingModel(EpisodeModel):
         output: str = "linear",
         tau_readout: float = 2.0,
         lava: str = "float",
+        lean: str = "auto",
     ) -> None:
         super().__init__()
+        self.lean = lean
         self.n_in = check_int("n_in", n_in)
         self.n_out = check_int("n_out", n_out)
         self.n_hidden = check_int("n_hidden", n_hidden)
@@ -247,6 +256,45 @@ class SpikingModel(EpisodeModel):
             out, net = self.network.step(xs[k], net, validate=False)
             r = r * self.trace_decay + out.spikes["hidden"]
         return self.read(r), SpikingState(net, r)
+
+    # ---- lean whole-episode path ------------------------------------------------------------------
+    def lean_unsupported(self) -> str | None:
+        from . import lean
+
+        try:
+            lean.check_network(self.network)
+        except ValueError as e:
+            return str(e).removeprefix("lean path: ")
+        quantized = [k for k, p in self.network.pops.items() if p.quantum is not None]
+        if quantized:
+            return (f"populations {quantized} emulate Loihi's integer state (lava='fixed'), "
+                    "which the lean path does not model")
+        return None
+
+    def lean_forward(self, inputs: Tensor, state: SpikingState | None = None) -> tuple[Tensor, SpikingState]:
+        """``forward`` with the network run by :func:`spikeplastic.lean.network_forward`."""
+        from . import lean
+
+        reason = self.lean_unsupported()
+        if reason is not None:
+            raise ValueError(f"lean path: {reason}")
+        if not isinstance(inputs, Tensor) or inputs.dim() != 3 or inputs.shape[-1] != self.n_in:
+            raise ValueError(f"inputs must have shape [T, B, {self.n_in}], got {tuple(getattr(inputs, 'shape', ()))}")
+        T, B = inputs.shape[0], inputs.shape[1]
+        if state is None:
+            state = self.initial_state(B)
+        # frame by frame, as step() does: the same random draws for the stochastic encoders
+        xs = torch.cat([self.encode(inputs[t:t + 1]) for t in range(T)])
+        rec, net = lean.network_forward(self.network, xs, state.net, record=("spikes",))
+        spikes = rec.spikes["hidden"]
+        s = self.steps_per_frame
+        r = state.trace
+        frames = []
+        for k in range(spikes.shape[0]):
+            r = r * self.trace_decay + spikes[k]
+            if k % s == s - 1:
+                frames.append(r)
+        return self.read(torch.stack(frames)), SpikingState(net, r)
 
     def export_meta(self) -> dict[str, Any]:
         """JSON-able description of the parts around the network (stored with its IR)."""

@@ -79,9 +79,14 @@ class PlasticRNN(EpisodeModel):
             (image task; needs the identity input map).
         input_map: ``"auto"``, ``"identity"`` or ``"linear"``.
         readout: ``"identity"`` (first ``n_out`` units) or ``"linear"``.
+        lean: ``"auto"`` | ``"on"`` | ``"off"``: whether a whole-sequence ``forward`` runs
+            :func:`spikeplastic.lean.plastic_rnn_forward` (same outputs, final state and
+            gradients; ``H`` is not stored per step) instead of the step loop; ``"auto"`` does
+            when gradients are enabled and ``rule="hebb"`` (Oja has no lean op); see
+            :class:`~spikeplastic.meta.protocol.EpisodeModel`.
 
     Shape:
-        ``step``: ``x`` ``[B, n_in]`` -> ``out`` ``[B, n_out]``.
+        ``step``: ``x`` ``[B, n_in]`` -> ``out`` ``[B, n_out]``; ``forward``: ``[T, B, n_in]`` -> ``[T, B, n_out]``.
 
     The maze net of Miconi et al. 2018 (A2C, 200 Oja units) is
     ``PlasticRNN(n_obs, n_actions + 1, n_hidden=200, rule="oja", readout="linear")``.
@@ -110,8 +115,10 @@ class PlasticRNN(EpisodeModel):
         clamp: bool = False,
         input_map: Literal["auto", "identity", "linear"] = "auto",
         readout: Literal["identity", "linear"] = "identity",
+        lean: Literal["auto", "on", "off"] = "auto",
     ) -> None:
         super().__init__()
+        self.lean = lean
         self.n_in = check_int("n_in", n_in)
         self.n_hidden = self.n_in if n_hidden is None else check_int("n_hidden", n_hidden)
         self.rule = check_choice("rule", rule, RULES)
@@ -175,6 +182,20 @@ class PlasticRNN(EpisodeModel):
         if not self.bias_unit:
             return y
         return torch.cat([y, y.new_ones(y.shape[0], 1)], dim=1)
+
+    def lean_unsupported(self) -> str | None:
+        if self.rule != "hebb":
+            return f"PlasticRNN rule={self.rule!r} has no lean op (only rule='hebb')"
+        return None
+
+    def lean_forward(self, inputs: Tensor, state: PlasticRNNState | None = None) -> tuple[Tensor, PlasticRNNState]:
+        """``forward`` through :func:`spikeplastic.lean.plastic_rnn_forward` (``rule="hebb"`` only)."""
+        from spikeplastic import lean
+
+        reason = self.lean_unsupported()
+        if reason is not None:
+            raise ValueError(f"lean path: {reason}")
+        return lean.plastic_rnn_forward(self, inputs, state)
 
     def step(self, x: Tensor, state: PlasticRNNState) -> tuple[Tensor, PlasticRNNState]:
         check_step_input(x, self.n_in)

@@ -43,6 +43,7 @@ import numpy as np
 
 from .config import TrainConfig, recommended
 from .metrics import read_metrics
+from .protocol import check_lean
 
 __all__ = ["CompareConfig", "compare", "summarize", "t_interval", "write_markdown", "plot_curves"]
 
@@ -79,6 +80,8 @@ class CompareConfig:
         task_kwargs: task overrides. model_kwargs: per model id, keyword overrides for
         ``make_model``. jobs: runs in parallel (each a subprocess). progress: a bar over runs.
         train_overrides: further :class:`TrainConfig` fields for every run.
+        lean: :attr:`TrainConfig.lean <spikeplastic.meta.config.TrainConfig>` of every run
+            (``"auto"`` | ``"on"`` | ``"off"``; ``"on"`` fails early for a model without a lean op).
     """
 
     task: str
@@ -94,8 +97,10 @@ class CompareConfig:
     jobs: int = 1
     progress: bool = True
     train_overrides: Mapping[str, Any] = field(default_factory=dict)
+    lean: str = "auto"
 
     def __post_init__(self) -> None:
+        check_lean(self.lean)
         if isinstance(self.models, str) or not isinstance(self.models, Sequence) or not self.models:
             raise TypeError(f"models must be a non-empty sequence of model ids, got {self.models!r}")
         object.__setattr__(self, "models", tuple(self.models))
@@ -118,6 +123,7 @@ class CompareConfig:
             device=self.device, out=str(Path(self.out) / "runs" / model / f"seed{seed}"),
             checkpoint_every=0, progress=False, log_every=1,
             task_kwargs=dict(self.task_kwargs), model_kwargs=dict(self.model_kwargs.get(model, {})),
+            lean=self.lean,
         )
         d.update(self.train_overrides)
         return TrainConfig(**d)
@@ -264,13 +270,13 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
 
     from ..models import make_model
     from ..tasks import make_task
-    from .trainer import _progress_enabled
+    from .trainer import _progress_enabled, apply_lean
 
     if not isinstance(cfg, CompareConfig):
         raise TypeError(f"cfg must be a CompareConfig, got {type(cfg).__name__}")
     task = make_task(cfg.task, **cfg.task_kwargs)
-    for m in cfg.models:  # fail early on unknown ids or bad overrides
-        make_model(m, task, **cfg.model_kwargs.get(m, {}))
+    for m in cfg.models:  # fail early on unknown ids, bad overrides or lean="on" without a lean op
+        apply_lean(make_model(m, task, **cfg.model_kwargs.get(m, {})), task, cfg.train_config(m, 0).lean)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = [cfg.train_config(m, s) for m in cfg.models for s in range(cfg.seeds)]

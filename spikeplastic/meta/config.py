@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .protocol import check_lean
+
 __all__ = ["TrainConfig", "TASK_DEFAULTS", "recommended"]
 
 #: Per-task outer-loop defaults (the papers' settings where they exist): Adam learning rate and
@@ -67,7 +69,15 @@ class TrainConfig:
         progress: show a tqdm bar (also off when stderr is not a TTY or ``$CI`` is set).
         value_coef, entropy_coef: A2C loss coefficients (RL tasks only; see :mod:`.episodes`).
         task_kwargs: config overrides passed to ``make_task`` (e.g. ``{"n_bits": 100}``).
-        model_kwargs: keyword arguments passed to ``make_model`` (e.g. ``{"n_hidden": 50}``).
+        model_kwargs: keyword arguments passed to ``make_model`` (e.g. ``{"n_hidden": 50}``;
+            not ``lean``, which is the field below).
+        lean: ``"auto"`` | ``"on"`` | ``"off"``, set on the model by the trainer (it replaces the
+            model's own setting): supervised episodes run the model's memory-lean whole-episode
+            op (:mod:`spikeplastic.lean`) -- ``"auto"``: when the model has one (``snn-stdp``,
+            ``snn-static``, ``rate-hebb``) and only with gradients (evaluation keeps the step loop);
+            ``"on"``: always, else ``ValueError`` at construction of the trainer (also for RL tasks,
+            which step one observation at a time); ``"off"``: the per-step loop. Results agree to
+            rounding; not a resume field.
     """
 
     task: str
@@ -89,6 +99,7 @@ class TrainConfig:
     entropy_coef: float = 0.03
     task_kwargs: Mapping[str, Any] = field(default_factory=dict)
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    lean: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("task", "model"):
@@ -121,6 +132,9 @@ class TrainConfig:
             if not isinstance(v, Mapping) or not all(isinstance(k, str) for k in v):
                 raise TypeError(f"{name} must be a mapping with str keys, got {v!r}")
             object.__setattr__(self, name, dict(v))
+        check_lean(self.lean)
+        if "lean" in self.model_kwargs:
+            raise ValueError("model_kwargs must not hold 'lean': set TrainConfig.lean (CLI: --lean) instead")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-python dict (JSON-able when the kwargs are)."""

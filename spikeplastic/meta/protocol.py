@@ -11,6 +11,15 @@ the agent's actions) drive models the same way:
 Models own all learnable parameters (fixed weights, plasticity coefficients, rule parameters,
 modulation weights); the plastic part of a weight matrix lives in ``state`` (per episode, per
 batch element), never in ``.data``.
+
+Whole-sequence forward and the lean path: ``model(inputs)`` (supervised episodes) runs the step
+loop above, unless the model has a memory-lean whole-episode op (:mod:`spikeplastic.lean`) and
+its ``lean`` setting selects it (:meth:`EpisodeModel.use_lean`): ``"auto"`` (default) = the lean
+op when the model qualifies and gradients are enabled, else the step loop; ``"on"`` = the lean op
+or a ``ValueError`` saying why the model does not qualify; ``"off"`` = always the step loop.
+Models with a lean op: :class:`~spikeplastic.models.SpikingModel` (networks accepted by
+:func:`spikeplastic.lean.check_network`) and :class:`~spikeplastic.baselines.PlasticRNN`
+(``rule="hebb"``). RL episodes call ``step`` only, so they always use the step loop.
 """
 from __future__ import annotations
 
@@ -21,7 +30,17 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Episode", "EpisodeModel", "SupervisedTask", "RLTask", "Task", "run_supervised"]
+__all__ = ["Episode", "EpisodeModel", "SupervisedTask", "RLTask", "Task", "run_supervised", "LEAN_MODES", "check_lean"]
+
+#: values of the ``lean`` setting (models, :class:`~spikeplastic.meta.config.TrainConfig`, ``--lean``)
+LEAN_MODES = ("auto", "on", "off")
+
+
+def check_lean(value: Any, name: str = "lean") -> str:
+    """``value`` if it is one of :data:`LEAN_MODES`, else ``ValueError`` naming ``name``."""
+    if not isinstance(value, str) or value not in LEAN_MODES:
+        raise ValueError(f"{name} must be one of {list(LEAN_MODES)}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -42,10 +61,49 @@ class Episode:
 
 
 class EpisodeModel(nn.Module, ABC):
-    """A model that can be stepped through an episode (rate or spiking, plastic or not)."""
+    """A model that can be stepped through an episode (rate or spiking, plastic or not).
+
+    ``lean`` (``"auto"`` | ``"on"`` | ``"off"``, default ``"auto"``; validated on assignment)
+    chooses how :meth:`forward` runs a whole sequence (module docstring). Models with a lean
+    whole-episode op override :meth:`lean_unsupported` and :meth:`lean_forward`.
+    """
 
     n_in: int
     n_out: int
+
+    @property
+    def lean(self) -> str:
+        """The lean-path setting: ``"auto"`` | ``"on"`` | ``"off"``."""
+        return self.__dict__.get("_lean_mode", "auto")
+
+    @lean.setter
+    def lean(self, value: str) -> None:
+        self.__dict__["_lean_mode"] = check_lean(value)
+
+    def lean_unsupported(self) -> str | None:
+        """Why this model's whole-sequence forward cannot run a lean op (``None``: it can)."""
+        return (f"{type(self).__name__} has no memory-lean whole-episode op (only SpikingModel with a "
+                "supported network and PlasticRNN(rule='hebb') have one)")
+
+    def lean_forward(self, inputs: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """:meth:`forward` through the model's lean op (same outputs, final state and gradients)."""
+        raise ValueError(f"lean path: {self.lean_unsupported()}")
+
+    def use_lean(self, mode: str | None = None) -> bool:
+        """Whether a whole-sequence forward now runs :meth:`lean_forward` under ``mode`` (default ``self.lean``).
+
+        ``"off"``: never. ``"auto"``: when the model qualifies and ``torch.is_grad_enabled()``.
+        ``"on"``: always; ``ValueError`` (naming ``lean`` and the reason) when the model does not qualify.
+        """
+        mode = self.lean if mode is None else check_lean(mode)
+        if mode == "off":
+            return False
+        reason = self.lean_unsupported()
+        if reason is not None:
+            if mode == "on":
+                raise ValueError(f"lean='on' but {type(self).__name__} cannot use the lean path: {reason}")
+            return False
+        return mode == "on" or torch.is_grad_enabled()
 
     @abstractmethod
     def initial_state(self, batch: int) -> Any:
@@ -56,7 +114,12 @@ class EpisodeModel(nn.Module, ABC):
         """One time step: ``x`` is ``[B, n_in]``; returns ``([B, n_out], new_state)``."""
 
     def forward(self, inputs: Tensor, state: Any = None) -> tuple[Tensor, Any]:
-        """Run a whole input sequence ``[T, B, n_in]``; returns outputs ``[T, B, n_out]`` and the final state."""
+        """Run a whole input sequence ``[T, B, n_in]``; returns outputs ``[T, B, n_out]`` and the final state.
+
+        Runs :meth:`lean_forward` instead of the step loop when :meth:`use_lean` says so.
+        """
+        if self.use_lean():
+            return self.lean_forward(inputs, state)
         if state is None:
             state = self.initial_state(inputs.shape[1])
         outs = []

@@ -13,6 +13,11 @@ come from ``torch.Generator().manual_seed(seed)``; A2C actions from a second gen
 them, plus Python's and NumPy's, are stored in each checkpoint, so ``N`` episodes + resume ``N``
 gives the same parameters as ``2N`` episodes in one go (on the same machine and thread count).
 
+Memory: ``config.lean`` (default ``"auto"``) is set on the model, so supervised episodes of models
+with a memory-lean whole-episode op (``snn-stdp``, ``snn-static``, ``rate-hebb``) backpropagate
+through :mod:`spikeplastic.lean` instead of the per-step autograd graph; ``lean="off"`` restores
+the step loop (:class:`~.config.TrainConfig`).
+
 Robustness: a NaN/inf loss or gradient norm skips the optimiser step (logged as ``skipped``,
 with a warning); training goes on.
 """
@@ -36,9 +41,9 @@ from .config import TrainConfig
 from .devices import resolve_device
 from .episodes import EpisodeResult, a2c_episode, supervised_episode
 from .metrics import METRICS_NAME, MetricsLog
-from .protocol import EpisodeModel, RLTask, SupervisedTask
+from .protocol import EpisodeModel, RLTask, SupervisedTask, check_lean
 
-__all__ = ["Trainer", "TrainResult", "World", "train", "build_task", "build_model", "count_parameters"]
+__all__ = ["Trainer", "TrainResult", "World", "train", "build_task", "build_model", "count_parameters", "apply_lean"]
 
 log = logging.getLogger("spikeplastic.meta")
 
@@ -113,6 +118,27 @@ def build_model(config: TrainConfig, task: SupervisedTask | RLTask) -> EpisodeMo
     return make_model(config.model, task, **config.model_kwargs)
 
 
+def apply_lean(model: EpisodeModel, task: SupervisedTask | RLTask, mode: str) -> None:
+    """Set ``model.lean = mode`` (``TrainConfig.lean``), checking ``"on"`` first.
+
+    Raises:
+        ValueError: ``mode`` not one of ``"auto"``, ``"on"``, ``"off"``; or ``"on"`` with an RL
+            task (A2C steps one observation at a time: there is no whole-sequence forward) or with a
+            model without a lean op (the message says why).
+    """
+    check_lean(mode)
+    if mode == "on":
+        if isinstance(task, RLTask):
+            raise ValueError(f"lean='on' but task {getattr(task, 'name', type(task).__name__)!r} is an RL task: "
+                             "A2C steps the model one observation at a time, so there is no whole-episode "
+                             "forward to run the lean way (use lean='auto' or 'off')")
+        reason = model.lean_unsupported()
+        if reason is not None:
+            raise ValueError(f"lean='on' but {type(model).__name__} cannot use the lean path: {reason} "
+                             "(use lean='auto' or 'off')")
+    model.lean = mode
+
+
 def _progress_enabled(flag: bool) -> bool:
     return flag and sys.stderr.isatty() and not os.environ.get("CI")
 
@@ -149,6 +175,7 @@ class Trainer:
         self.model = build_model(config, self.task) if model is None else model
         if not isinstance(self.model, EpisodeModel):
             raise TypeError(f"model must be an EpisodeModel, got {type(self.model).__name__}")
+        apply_lean(self.model, self.task, config.lean)
         self.model.to(self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         if not self.params:

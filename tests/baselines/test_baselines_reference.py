@@ -66,13 +66,15 @@ def test_plastic_rnn_first_steps(rule: str, alpha: str, bias_unit: bool, clamp: 
     xs = torch.randn(T, B, n, dtype=torch.float64)
     if clamp:
         xs[:, :, :2] = 0.0
-    out, state = net(xs)
     ref_out, ref_H = _ref_plastic_rnn(
         _np(net.w), _np(net.alpha), net.eta().item(), _np(xs), rule, bias_unit, clamp
     )
-    torch.testing.assert_close(out, torch.from_numpy(ref_out))
-    torch.testing.assert_close(state.hebb, torch.from_numpy(ref_H))
-    torch.testing.assert_close(state.y, torch.from_numpy(ref_out[-1]))
+    for lean in ("off", "auto"):  # the step loop and (hebb, with gradients) the lean op
+        net.lean = lean
+        out, state = net(xs)
+        torch.testing.assert_close(out, torch.from_numpy(ref_out))
+        torch.testing.assert_close(state.hebb, torch.from_numpy(ref_H))
+        torch.testing.assert_close(state.y, torch.from_numpy(ref_out[-1]))
     assert np.abs(ref_H).max() > 0.05  # the plastic term is not negligible
 
 

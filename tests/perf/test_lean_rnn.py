@@ -21,7 +21,8 @@ T, B, N = 25, 3, 6
 
 def make(eta: float = 0.1, **kw: Any) -> PlasticRNN:
     torch.manual_seed(0)
-    return PlasticRNN(N, w_init_std=0.5, alpha_init_std=0.5, eta_init=eta, **kw).to(DT)
+    # lean="off": model(x) is the plain-autograd step loop (the reference), not the automatic lean path
+    return PlasticRNN(N, w_init_std=0.5, alpha_init_std=0.5, eta_init=eta, lean="off", **kw).to(DT)
 
 
 def episode(model: PlasticRNN, seed: int = 1) -> tuple[torch.Tensor, PlasticRNNState]:
@@ -90,7 +91,7 @@ def test_backward_modes(eta: float, kw: dict[str, Any]) -> None:
 
 def test_wrapper_and_pattern_sized_float32() -> None:
     torch.manual_seed(0)
-    model = PlasticRNN(40, bias_unit=True)
+    model = PlasticRNN(40, bias_unit=True, lean="off")
     lm = lean.LeanPlasticRNN(model, backend="inplace")
     assert lm.n_in == 40 and {id(p) for p in lm.parameters()} == {id(p) for p in model.parameters()}
     x = 20.0 * torch.sign(torch.randn(30, 2, 40))
