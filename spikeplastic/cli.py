@@ -147,8 +147,15 @@ def _check_device(device: str) -> None:
 
 # ---- commands ----------------------------------------------------------------------------------
 
+def _clip(value: float | None, rec: dict[str, Any]) -> float | None:
+    """``--clip``: 0 disables, None takes the task's default (10 where it sets none)."""
+    if value is None:
+        return float(rec.get("clip", 10.0))
+    return None if value == 0 else value
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .meta.config import TrainConfig, recommended
+    from .meta.config import TASK_DEFAULT_FIELDS, TrainConfig, recommended
     from .meta.distributed import is_torchrun, train_distributed
     from .meta.trainer import train
 
@@ -163,9 +170,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         task=args.task, model=args.model, episodes=args.episodes,
         batch=args.batch if args.batch is not None else int(rec["batch"]),
         lr=args.lr if args.lr is not None else float(rec["lr"]),
-        clip=None if args.clip == 0 else args.clip, seed=args.seed, device=args.device, out=out,
+        clip=_clip(args.clip, rec), seed=args.seed, device=args.device, out=out,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, log_every=args.log_every,
         progress=not args.no_progress, task_kwargs=_task_kwargs(args), model_kwargs=model_kw, lean=args.lean,
+        **{k: rec[k] for k in TASK_DEFAULT_FIELDS if k in rec and k != "clip"},
     )
     if args.resume and not (Path(out) / "checkpoint.pt").is_file():
         raise UsageError("--resume", f"no checkpoint to resume at {str(Path(out) / 'checkpoint.pt')!r}; "
@@ -330,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=_nonneg_int, default=100, help="episodes between checkpoints (0: end only)")
     p.add_argument("--eval-every", type=_nonneg_int, default=0, help="episodes between evaluations (0: never)")
     p.add_argument("--log-every", type=_positive_int, default=1, help="episodes between metrics lines")
-    p.add_argument("--clip", type=_nonneg_float, default=10.0, help="gradient-norm clip (0: off; default 10)")
+    p.add_argument("--clip", type=_nonneg_float, default=None,
+                   help="gradient-norm clip (0: off; default: per task, 10 where the task sets none)")
     p.add_argument("--model-kw", action="append", metavar="KEY=VALUE", help="model keyword override (repeatable)")
     p.set_defaults(fn=_cmd_train)
 

@@ -1539,14 +1539,18 @@ def check_network(net: Any) -> list[_LayerPlan]:
 
     Supported: a chain of LIF populations, each fed by exactly one projection from ``"in"`` or an
     earlier population, plus at most one recurrent projection onto itself; every projection static
-    or plastic with pair STDP (alpha per synapse / shared / none, decay fixed or learned, clip) and
-    no neuromodulation.
+    or plastic with pair STDP (alpha per synapse / shared / none, decay fixed or learned, clip),
+    no neuromodulation, and no Loihi integer-state emulation (``LIF.quantum``).
     """
     from .network import Network
     from .rules import STDP
 
     if not isinstance(net, Network):
         raise TypeError(f"net must be a spikeplastic.Network, got {type(net).__name__}")
+    for name, pop in net.pops.items():
+        if getattr(pop, "quantum", None) is not None:
+            raise ValueError(f"lean path: population {name!r} emulates Loihi's integer state (quantum set by "
+                             "spikeplastic.quant.loihi_legal), which the lean path does not support")
     ff_of: dict[str, str] = {}
     rec_of: dict[str, str] = {}
     order_idx = {name: i for i, name in enumerate(net.projs)}

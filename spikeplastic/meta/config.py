@@ -9,12 +9,14 @@ from typing import Any
 
 from .protocol import check_lean
 
-__all__ = ["TrainConfig", "TASK_DEFAULTS", "recommended"]
+__all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "recommended"]
 
 #: Per-task outer-loop defaults (the papers' settings where they exist): Adam learning rate and
-#: episodes per optimiser step. Miconi et al. 2018: pattern lr 3e-4 batch 1, images lr 1e-4;
-#: Backpropamine 2019: batch 30 for the RL tasks. Used by the CLI when ``--lr``/``--batch`` are
-#: not given; :class:`TrainConfig` itself has task-independent defaults.
+#: episodes per optimiser step, and for ``cue`` the original Backpropamine cue-reward runs'
+#: A2C settings (gradient-norm clip 2.0, Simpson diversity penalty 0.1, Adam eps 1e-6).
+#: Miconi et al. 2018: pattern lr 3e-4 batch 1, images lr 1e-4; Backpropamine 2019: batch 30 for
+#: the RL tasks. Used by the CLI and :mod:`.compare` where not given explicitly;
+#: :class:`TrainConfig` itself has task-independent defaults.
 TASK_DEFAULTS: Mapping[str, Mapping[str, float | int]] = {
     "pattern": {"lr": 3e-4, "batch": 1},
     "pattern50": {"lr": 3e-4, "batch": 1},
@@ -22,12 +24,15 @@ TASK_DEFAULTS: Mapping[str, Mapping[str, float | int]] = {
     "oneshot": {"lr": 3e-5, "batch": 1},
     "maze": {"lr": 1e-4, "batch": 30},
     "maze13": {"lr": 1e-4, "batch": 30},
-    "cue": {"lr": 1e-4, "batch": 30},
+    "cue": {"lr": 1e-4, "batch": 30, "clip": 2.0, "entropy_kind": "simpson", "entropy_coef": 0.1, "adam_eps": 1e-6},
 }
 
+#: the :data:`TASK_DEFAULTS` keys besides ``lr``/``batch`` (TrainConfig fields)
+TASK_DEFAULT_FIELDS = ("clip", "entropy_kind", "entropy_coef", "adam_eps")
 
-def recommended(task: str) -> dict[str, float | int]:
-    """The ``lr``/``batch`` defaults of :data:`TASK_DEFAULTS` for ``task`` (``{lr: 3e-4, batch: 1}`` otherwise)."""
+
+def recommended(task: str) -> dict[str, float | int | str]:
+    """The defaults of :data:`TASK_DEFAULTS` for ``task`` (``{lr: 3e-4, batch: 1}`` otherwise)."""
     return dict(TASK_DEFAULTS.get(task, {"lr": 3e-4, "batch": 1}))
 
 
@@ -67,7 +72,9 @@ class TrainConfig:
         eval_batch: episodes per evaluation.
         log_every: write a metrics line every this many episodes (skipped steps are always logged).
         progress: show a tqdm bar (also off when stderr is not a TTY or ``$CI`` is set).
-        value_coef, entropy_coef: A2C loss coefficients (RL tasks only; see :mod:`.episodes`).
+        value_coef, entropy_coef, entropy_kind: A2C loss coefficients and the diversity penalty
+            (``"shannon"`` or ``"simpson"``; RL tasks only; see :mod:`.episodes`).
+        adam_eps: Adam's ``eps``.
         task_kwargs: config overrides passed to ``make_task`` (e.g. ``{"n_bits": 100}``).
         model_kwargs: keyword arguments passed to ``make_model`` (e.g. ``{"n_hidden": 50}``;
             not ``lean``, which is the field below).
@@ -97,6 +104,8 @@ class TrainConfig:
     progress: bool = True
     value_coef: float = 0.1
     entropy_coef: float = 0.03
+    entropy_kind: str = "shannon"
+    adam_eps: float = 1e-8
     task_kwargs: Mapping[str, Any] = field(default_factory=dict)
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     lean: str = "auto"
@@ -127,6 +136,9 @@ class TrainConfig:
             raise TypeError(f"progress must be a bool, got {self.progress!r}")
         _float("value_coef", self.value_coef)
         _float("entropy_coef", self.entropy_coef)
+        if self.entropy_kind not in ("shannon", "simpson"):
+            raise ValueError(f"entropy_kind must be 'shannon' or 'simpson', got {self.entropy_kind!r}")
+        _float("adam_eps", self.adam_eps, positive=True)
         for name in ("task_kwargs", "model_kwargs"):
             v = getattr(self, name)
             if not isinstance(v, Mapping) or not all(isinstance(k, str) for k in v):

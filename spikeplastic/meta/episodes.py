@@ -15,11 +15,13 @@ With policy logits ``z_t`` and value ``V_t`` read from the model's output ``[B, 
 and the loss, averaged over time and batch,
 
 .. math::
-    L = \frac{1}{T}\sum_t \Big[-\log\pi_t(a_t)\,\mathrm{sg}(A_t) + c_v (R_t - V_t)^2 - c_e H(\pi_t)\Big]
+    L = \frac{1}{T}\sum_t \Big[-\log\pi_t(a_t)\,\mathrm{sg}(A_t) + c_v (R_t - V_t)^2 + c_e D(\pi_t)\Big]
 
 with ``sg`` stop-gradient, ``c_v = value_coef`` (default 0.1, the Backpropamine value-loss
-weight), ``c_e = entropy_coef`` (default 0.03, its entropy-regularisation weight) and
-``H(pi) = -sum pi log pi``. The metric is the mean total reward per episode.
+weight), ``c_e = entropy_coef`` (default 0.03) and the diversity penalty ``D`` chosen by
+``entropy_kind``: ``"shannon"`` (default) ``D = -H(pi) = sum pi log pi``; ``"simpson"``
+``D = sum pi^2`` (Simpson's concentration index: the penalty the original Backpropamine code uses,
+with ``c_e = 0.1`` in its cue-reward runs). The metric is the mean total reward per episode.
 
 Actions are sampled by inverse CDF from uniforms drawn for the full batch from the action
 generator, so slicing preserves every element's action.
@@ -34,7 +36,9 @@ from torch import Tensor
 
 from .protocol import Episode, EpisodeModel, RLTask, SupervisedTask
 
-__all__ = ["EpisodeResult", "supervised_episode", "a2c_episode", "discounted_returns", "slice_episode"]
+ENTROPY_KINDS = ("shannon", "simpson")
+
+__all__ = ["ENTROPY_KINDS", "EpisodeResult", "supervised_episode", "a2c_episode", "discounted_returns", "slice_episode"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ def a2c_episode(
     *,
     value_coef: float = 0.1,
     entropy_coef: float = 0.03,
+    entropy_kind: str = "shannon",
     greedy: bool = False,
 ) -> EpisodeResult:
     """Roll out ``task.T`` steps of a batch of environments and return the A2C loss (module docstring).
@@ -124,6 +129,8 @@ def a2c_episode(
     (the others take action 0 and are ignored), which keeps every element's random stream
     identical to a single-process run.
     """
+    if entropy_kind not in ENTROPY_KINDS:
+        raise ValueError(f"entropy_kind must be one of {ENTROPY_KINDS}, got {entropy_kind!r}")
     part = slice(0, batch) if part is None else part
     n_act = task.n_actions
     obs = task.reset(batch, generator, device)
@@ -147,12 +154,13 @@ def a2c_episode(
         obs, r = task.step(full)
         logps.append(logp_all.gather(1, a.unsqueeze(1)).squeeze(1))
         values.append(value)
-        ents.append(-(p * logp_all).sum(dim=-1))
+        # diversity penalty D(pi) (module docstring): -H(pi) or Simpson's sum pi^2
+        ents.append((p * logp_all).sum(dim=-1) if entropy_kind == "shannon" else (p * p).sum(dim=-1))
         rewards.append(r[part].to(value.dtype))
     R = discounted_returns(torch.stack(rewards), float(task.gamma))
     V = torch.stack(values)
     adv = R - V
-    loss_t = -torch.stack(logps) * adv.detach() + value_coef * adv.pow(2) - entropy_coef * torch.stack(ents)
+    loss_t = -torch.stack(logps) * adv.detach() + value_coef * adv.pow(2) + entropy_coef * torch.stack(ents)
     loss = loss_t.mean()
     metric = float(torch.stack(rewards).sum(dim=0).mean())
     return EpisodeResult(loss, metric)

@@ -51,7 +51,9 @@ ACTION_SEED_OFFSET = 1_000_003
 EVAL_SEED_OFFSET = 2_000_003
 #: Fields that must be equal between a checkpoint and the config that resumes it.
 RESUME_FIELDS = ("task", "model", "batch", "lr", "weight_decay", "clip", "seed", "value_coef", "entropy_coef",
-                 "task_kwargs", "model_kwargs")
+                 "entropy_kind", "adam_eps", "task_kwargs", "model_kwargs")
+#: values of fields added after the first checkpoints were written (an old checkpoint trained with these)
+_RESUME_FIELD_DEFAULTS = {"entropy_kind": "shannon", "adam_eps": 1e-8}
 
 
 class World:
@@ -182,7 +184,8 @@ class Trainer:
             raise ValueError(f"model {config.model!r} has no trainable parameters")
         for p in self.params:  # identical start on every process
             self.world.broadcast_(p.data)
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, weight_decay=config.weight_decay,
+                                          eps=config.adam_eps)
         self.task_gen = torch.Generator().manual_seed(config.seed)
         self.action_gen = torch.Generator().manual_seed(config.seed + ACTION_SEED_OFFSET)
         self.episode = 0
@@ -201,7 +204,8 @@ class Trainer:
                    *, sample_kwargs: dict[str, Any] | None = None) -> EpisodeResult:
         if isinstance(self.task, RLTask):
             return a2c_episode(self.model, self.task, batch, gen, action_gen, self.device, part,
-                               value_coef=self.config.value_coef, entropy_coef=self.config.entropy_coef)
+                               value_coef=self.config.value_coef, entropy_coef=self.config.entropy_coef,
+                               entropy_kind=self.config.entropy_kind)
         return supervised_episode(self.model, self.task, batch, gen, self.device, part, sample_kwargs=sample_kwargs)
 
     def step(self) -> dict[str, Any]:
@@ -306,6 +310,7 @@ class Trainer:
         ck = load_checkpoint(path, map_location=self.device)
         saved = ck["config"]
         mine = self.config.to_dict()
+        saved = {**_RESUME_FIELD_DEFAULTS, **saved}
         diff = [k for k in RESUME_FIELDS if saved.get(k) != mine.get(k)]
         if diff:
             detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {mine.get(k)!r}" for k in diff)

@@ -235,6 +235,11 @@ def test_unsupported_features_raise() -> None:
         lean.network_forward(net, torch.full((2, 1, 4), 0.5))
     with pytest.raises(ValueError, match="checkpoint_every"):
         lean.network_forward(net, torch.zeros(2, 1, 4), checkpoint_every=0)
+    from spikeplastic.quant import loihi_legal
+
+    net = loihi_legal(Network.feedforward([4, 3], rule="stdp"))
+    with pytest.raises(ValueError, match="integer state"):
+        lean.check_network(net)
 
 
 def test_second_backward_with_retain_graph() -> None:
