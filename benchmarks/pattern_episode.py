@@ -2,8 +2,8 @@
 
 Model: ``PlasticRNN(1000, bias_unit=True)`` (N = 1001 units, plain Hebb with learned eta,
 per-synapse alpha), task ``PATTERN`` (T = 106), Adam lr 3e-4, one episode per step -- the
-settings of docs/TASKS.md. The naive formulation is the model's own ``forward`` (plain per-step
-autograd); the lean one is ``spikeplastic.lean.LeanPlasticRNN`` around an identically initialised
+settings of docs/TASKS.md. The naive formulation is the model's own ``forward`` with
+``lean="off"`` (plain per-step autograd); the lean one is ``spikeplastic.lean.LeanPlasticRNN`` around an identically initialised
 copy. Both train on the same episodes (same seed). Reported:
 
     s_per_episode        forward + backward + Adam step, best of the timed episodes (wall clock)
@@ -45,6 +45,7 @@ def _setup(kind: str, backend: str, seed: int = 0):
 
     torch.manual_seed(seed)
     model = PlasticRNN(PATTERN.n_bits, bias_unit=True)  # N = 1001 with the bias unit
+    model.lean = "off"  # the naive formulation: the per-step loop (the default "auto" would dispatch to lean)
     run = model if kind == "naive" else lean.LeanPlasticRNN(copy.deepcopy(model), backend=backend)
     opt = torch.optim.Adam(run.parameters(), lr=3e-4)
     return PatternTask(PATTERN), run, opt

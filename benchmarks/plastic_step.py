@@ -7,6 +7,9 @@ inputs and parameters; the loss reads the spike counts. For every configuration 
     ms_per_step        lean forward+backward, per time step (best of --reps, wall clock)
     naive_ms_per_step  the naive reference below (plain per-step autograd), same inputs
     peak_mb            peak extra memory of one forward+backward (inputs and parameters excluded)
+    output_mb          of which the episode's output: the spike train ``[T, B, N]`` float32 that
+                       the layer returns (both paths return it; it grows with T by definition)
+    state_peak_mb      peak_mb - output_mb: what the path itself keeps for the backward
     roofline_fraction  the fused no-grad forward step at this size: bytes it must move per step
                        (read + write H, read alpha and w) / its time / copy bandwidth (probe)
 
@@ -270,6 +273,8 @@ def worker_mem(cfg: dict[str, Any]) -> dict[str, Any]:
             fwd_bwd_keep_grads(f, x, p, readout, target)
             peak = _status("VmHWM") - base
         out[("" if k == "lean" else "naive_") + "peak_mb"] = peak / 2**20
+    out["output_mb"] = t * b * n * 4 / 2**20  # the returned spike train, float32
+    out["state_peak_mb"] = out["peak_mb"] - out["output_mb"]
     return out
 
 
