@@ -28,14 +28,7 @@ import time
 from typing import Any
 
 import torch
-
-
-def _status(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{key} not in /proc/self/status")
+from _mem import reset_peak_rss, status_bytes
 
 
 def _setup(kind: str, backend: str, seed: int = 0):
@@ -81,11 +74,9 @@ def worker_mem(cfg: dict[str, Any]) -> dict[str, Any]:
         task, run, opt = _setup(kind, cfg["backend"])
         gen = torch.Generator().manual_seed(1)
         _episode(task, run, opt, gen)  # warm-up: compiles, creates Adam state and .grad buffers
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        base = _status("VmRSS")
+        base = reset_peak_rss()
         _episode(task, run, opt, gen)
-        out[kind] = (_status("VmHWM") - base) / 2**20
+        out[kind] = (status_bytes("VmHWM") - base) / 2**20
         del task, run, opt
     return out
 

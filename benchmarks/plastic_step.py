@@ -42,6 +42,7 @@ import time
 from typing import Any
 
 import torch
+from _mem import reset_peak_rss, status_bytes
 
 FULL = {"n": [128, 256, 512, 1024], "t": [100, 1000], "b": [1, 16]}
 QUICK = {"n": [256], "t": [100, 1000], "b": [16]}
@@ -122,14 +123,6 @@ def _loss(S: torch.Tensor, readout: torch.Tensor, target: torch.Tensor) -> torch
 # ------------------------------------------------------------------------------------------------
 # measurements (each in a fresh subprocess)
 # ------------------------------------------------------------------------------------------------
-def _status(key: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{key} not in /proc/self/status")
-
-
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -184,7 +177,7 @@ def _watchdog(cap_bytes: float) -> None:
 
     def run() -> None:
         while True:
-            if _status("VmRSS") > cap_bytes:
+            if status_bytes("VmRSS") > cap_bytes:
                 print(json.dumps({"aborted": f"RSS passed {cap_bytes / 1e9:.1f} GB"}), flush=True)
                 os._exit(3)
             time.sleep(0.1)
@@ -267,11 +260,9 @@ def worker_mem(cfg: dict[str, Any]) -> dict[str, Any]:
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated() - base
         else:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")
-            base = _status("VmRSS")
+            base = reset_peak_rss()
             fwd_bwd_keep_grads(f, x, p, readout, target)
-            peak = _status("VmHWM") - base
+            peak = status_bytes("VmHWM") - base
         out[("" if k == "lean" else "naive_") + "peak_mb"] = peak / 2**20
     out["output_mb"] = t * b * n * 4 / 2**20  # the returned spike train, float32
     out["state_peak_mb"] = out["peak_mb"] - out["output_mb"]

@@ -155,7 +155,7 @@ def _clip(value: float | None, rec: dict[str, Any]) -> float | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .meta.config import TASK_DEFAULT_FIELDS, TrainConfig, recommended
+    from .meta.config import TrainConfig, recommended, task_fields
     from .meta.distributed import is_torchrun, train_distributed
     from .meta.trainer import train
 
@@ -173,7 +173,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         clip=_clip(args.clip, rec), seed=args.seed, device=args.device, out=out,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, log_every=args.log_every,
         progress=not args.no_progress, task_kwargs=_task_kwargs(args), model_kwargs=model_kw, lean=args.lean,
-        **{k: rec[k] for k in TASK_DEFAULT_FIELDS if k in rec and k != "clip"},
+        **{k: v for k, v in task_fields(args.task).items() if k != "clip"},
     )
     if args.resume and not (Path(out) / "checkpoint.pt").is_file():
         raise UsageError("--resume", f"no checkpoint to resume at {str(Path(out) / 'checkpoint.pt')!r}; "

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import TASK_DEFAULT_FIELDS, TrainConfig, recommended
+from .config import TrainConfig, recommended, task_fields
 from .metrics import read_metrics
 from .protocol import check_lean
 
@@ -125,7 +125,7 @@ class CompareConfig:
             task_kwargs=dict(self.task_kwargs), model_kwargs=dict(self.model_kwargs.get(model, {})),
             lean=self.lean,
         )
-        d.update({k: rec[k] for k in TASK_DEFAULT_FIELDS if k in rec})
+        d.update(task_fields(self.task))
         d.update(self.train_overrides)
         return TrainConfig(**d)
 

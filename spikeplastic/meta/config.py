@@ -9,7 +9,7 @@ from typing import Any
 
 from .protocol import check_lean
 
-__all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "recommended"]
+__all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "recommended", "task_fields"]
 
 #: Per-task outer-loop defaults (the papers' settings where they exist): Adam learning rate and
 #: episodes per optimiser step, and for ``cue`` the original Backpropamine cue-reward runs'
@@ -29,6 +29,11 @@ TASK_DEFAULTS: Mapping[str, Mapping[str, float | int]] = {
 
 #: the :data:`TASK_DEFAULTS` keys besides ``lr``/``batch`` (TrainConfig fields)
 TASK_DEFAULT_FIELDS = ("clip", "entropy_kind", "entropy_coef", "adam_eps")
+
+
+def task_fields(task: str) -> dict[str, float | str]:
+    """The :data:`TASK_DEFAULT_FIELDS` that :data:`TASK_DEFAULTS` sets for ``task`` (often none)."""
+    return {k: v for k, v in TASK_DEFAULTS.get(task, {}).items() if k in TASK_DEFAULT_FIELDS}
 
 
 def recommended(task: str) -> dict[str, float | int | str]:

@@ -89,6 +89,18 @@ def random_permutations(shape: Sequence[int], generator: torch.Generator, device
     return rand(shape, generator, device).argsort(dim=-1)
 
 
+def check_action(action: object, batch: int, n_actions: int, t: int, T: int, device: torch.device) -> Tensor:
+    """Validate an RL ``step`` call: episode not over (``t < T``) and ``action`` an int64 ``[batch]``
+    tensor in ``0..n_actions-1``; returns it on ``device``."""
+    if t >= T:
+        raise RuntimeError(f"episode over after {T} steps; call reset()")
+    if not isinstance(action, Tensor) or action.shape != (batch,) or action.dtype != torch.long:
+        raise ValueError(f"action must be an int64 tensor of shape [{batch}], got {action!r:.80}")
+    if bool(((action < 0) | (action >= n_actions)).any()):
+        raise ValueError(f"action values must lie in 0..{n_actions - 1}")
+    return action.to(device)
+
+
 def check_outputs(outputs: object, n_out: int, *, batch: int | None = None) -> Tensor:
     """Validate model outputs ``[T', B, n_out]`` (``T'`` free: only the last step is used)."""
     if not isinstance(outputs, Tensor):

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..meta.protocol import RLTask
-from ._common import as_device, check_batch, check_float, check_generator, check_int, rand, randint
+from ._common import as_device, check_action, check_batch, check_float, check_generator, check_int, rand, randint
 
 __all__ = ["CueConfig", "CueTask", "CueState", "CUE", "RESPOND", "REST"]
 
@@ -239,14 +239,7 @@ class CueTask(RLTask):
     def step(self, action: Tensor) -> tuple[Tensor, Tensor]:
         """Apply ``action`` ``[B]`` (int64, 0 = rest, 1 = respond); returns ``(obs [B, n_in], reward [B])``."""
         s = self.state
-        if s.t >= self.T:
-            raise RuntimeError(f"episode over after {self.T} steps; call reset()")
-        b = s.cues.shape[0]
-        if not isinstance(action, Tensor) or action.shape != (b,) or action.dtype != torch.long:
-            raise ValueError(f"action must be an int64 tensor of shape [{b}], got {action!r:.80}")
-        if bool(((action < 0) | (action >= self.n_actions)).any()):
-            raise ValueError(f"action values must lie in 0..{self.n_actions - 1}")
-        action = action.to(s.cues.device)
+        action = check_action(action, s.cues.shape[0], self.n_actions, s.t, self.T, s.cues.device)
         cfg = self.config
         correct = (action == RESPOND) == s.target_shown_at[:, s.t]
         reward = torch.where(correct, cfg.reward_correct, cfg.reward_wrong)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..meta.protocol import RLTask
-from ._common import as_device, check_batch, check_float, check_generator, check_int, randint
+from ._common import as_device, check_action, check_batch, check_float, check_generator, check_int, randint
 
 __all__ = ["MazeConfig", "MazeTask", "MazeState", "MAZE", "MAZE13", "maze_walls", "ACTION_DELTAS"]
 
@@ -195,14 +195,7 @@ class MazeTask(RLTask):
     def step(self, action: Tensor) -> tuple[Tensor, Tensor]:
         """Apply ``action`` ``[B]`` (int64 in ``0..3``); returns ``(obs [B, n_in], reward [B])``."""
         s = self.state
-        if s.t >= self.T:
-            raise RuntimeError(f"episode over after {self.T} steps; call reset()")
-        b = s.pos.shape[0]
-        if not isinstance(action, Tensor) or action.shape != (b,) or action.dtype != torch.long:
-            raise ValueError(f"action must be an int64 tensor of shape [{b}], got {action!r:.80}")
-        if bool(((action < 0) | (action >= self.n_actions)).any()):
-            raise ValueError(f"action values must lie in 0..{self.n_actions - 1}")
-        action = action.to(s.pos.device)
+        action = check_action(action, s.pos.shape[0], self.n_actions, s.t, self.T, s.pos.device)
         cfg = self.config
         target = s.pos + ACTION_DELTAS.to(s.pos.device)[action]
         hit = self.walls[target[:, 0], target[:, 1]]

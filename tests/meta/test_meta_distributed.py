@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from spikeplastic.meta import TrainConfig, load_checkpoint, train
-from spikeplastic.meta.config import TASK_DEFAULT_FIELDS, recommended
+from spikeplastic.meta.config import task_fields
 
 
 def _free_port() -> int:
@@ -40,7 +40,7 @@ def test_two_gloo_processes_equal_one(tmp_path, task, model, tkw, mkw) -> None:
     parse = lambda kvs: {k: eval(v) for k, v in (s.split("=") for s in kvs)}  # noqa: E731
     dist = load_checkpoint(out)
     # the CLI adds the task's defaults (cue: clip 2, Simpson penalty, Adam eps); use the same ones
-    extra = {k: v for k, v in recommended(task).items() if k in TASK_DEFAULT_FIELDS}
+    extra = task_fields(task)
     single = train(TrainConfig(task=task, model=model, episodes=3, batch=4, lr=0.01, progress=False,
                                task_kwargs=parse(tkw), model_kwargs=parse(mkw), **extra))
     assert {k: dist["config"][k] for k in extra} == extra
