@@ -34,8 +34,9 @@ Sizes per task family (from docs/TASKS.md where given):
   ``backpropamine*`` = ``n`` hidden units; ``rnn`` = ``n + 1`` units (2051 on ``pattern50``, the
   paper's comparison), ``lstm`` = ``n`` (2000 on ``pattern50``).
 - *RL* tasks (``maze``, ``maze13``, ``cue``): 200 recurrent units for every model (the papers'
-  size), linear input map and a linear readout of ``n_act`` policy logits + 1 value;
-  ``snn-*``: 200 LIF neurons, 2 spiking steps per task step.
+  size; 32 on the reduced ``cue-small``, :data:`RL_HIDDEN`), linear input map and a linear
+  readout of ``n_act`` policy logits + 1 value; ``snn-*``: 2 spiking steps per task step.
+  ``backpropamine*`` on the cue tasks start ``eta`` at 0.1 (the original cue-reward runs).
 - ``oneshot``: ``rate-oja`` = ``OneShotPlastic`` (4 conv layers, 64 channels, plastic readout);
   the others: 200 recurrent units on the flattened image + label.
 - any other task: 200 hidden units (``snn-*``: 2 steps per frame), linear maps.
@@ -61,7 +62,7 @@ from .neurons import LIF
 from .plastic import PlasticLinear
 from .rules import STDP
 
-__all__ = ["SpikingModel", "SpikingState", "ModelSpec", "MODELS", "make_model", "model_ids", "count_parameters"]
+__all__ = ["SpikingModel", "SpikingState", "ModelSpec", "MODELS", "RL_HIDDEN", "make_model", "model_ids", "count_parameters"]
 
 ENCODERS = ("current", "rate", "latency")
 
@@ -315,6 +316,21 @@ class ModelSpec:
     build: Callable[[Any, dict[str, Any]], EpisodeModel]
 
 
+#: hidden units of every model on an RL task, by task name (default 200, the papers' size)
+RL_HIDDEN: Mapping[str, int] = MappingProxyType({"cue-small": 32})
+
+
+def _hidden(task: Any) -> int:
+    """Default hidden size on a non-memory task: :data:`RL_HIDDEN` for RL tasks, else 200."""
+    return RL_HIDDEN.get(getattr(task, "name", ""), 200) if isinstance(task, RLTask) else 200
+
+
+def _is_cue(task: Any) -> bool:
+    from .tasks.cue import CueTask
+
+    return isinstance(task, CueTask)
+
+
 def _family(task: Any) -> str:
     if isinstance(task, RLTask):
         return "rl"
@@ -358,7 +374,7 @@ def _snn(plastic: bool, modulation: str | None) -> Callable[[Any, dict[str, Any]
                 stdp={"a_plus": 0.1, "a_minus": 0.01, "tau_plus": 1.0, "tau_minus": 1.0},
             )
         else:
-            d = dict(n_hidden=200, input_map="dense", readout="linear",
+            d = dict(n_hidden=_hidden(task), input_map="dense", readout="linear",
                      output="linear", steps_per_frame=2, input_gain=2.0)
         if modulation == "retroactive":
             d["decay"] = 0.0  # Lava synapses have two tags: eligibility + alpha leave none for the anchor
@@ -381,7 +397,7 @@ def _rate(rule: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
             s = int(task.config.image_size)
             d = dict({"padding": 0 if s >= 31 else 1}, **kw)
             return OneShotPlastic(s * s, task.config.n_way, **d)
-        d = dict({"n_hidden": 200, "readout": "linear", "input_map": "linear"}, **kw)
+        d = dict({"n_hidden": _hidden(task), "readout": "linear", "input_map": "linear"}, **kw)
         return PlasticRNN(task.n_in, _n_out(task), rule=rule, **d)  # type: ignore[arg-type]
 
     return build
@@ -391,8 +407,11 @@ def _bpa(mode: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
         from .baselines import Backpropamine
 
-        n_h = task.n_in if _family(task) == "memory" else 200
-        return Backpropamine(task.n_in, _n_out(task), **dict({"n_hidden": n_h, "mode": mode}, **kw))
+        n_h = task.n_in if _family(task) == "memory" else _hidden(task)
+        d: dict[str, Any] = {"n_hidden": n_h, "mode": mode}
+        if _is_cue(task) and mode != "simple":
+            d["eta_init"] = 0.1  # the original cue-reward runs' eta / etaet
+        return Backpropamine(task.n_in, _n_out(task), **dict(d, **kw))
 
     return build
 
@@ -401,7 +420,7 @@ def _recurrent(kind: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
         from .baselines import LSTM, RNN
 
-        n_h = 200
+        n_h = _hidden(task)
         if _family(task) == "memory":
             if getattr(task, "name", "") == "pattern50":
                 n_h = 2051 if kind == "rnn" else 2000      # docs/TASKS.md: the paper's comparison sizes

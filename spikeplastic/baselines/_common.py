@@ -36,14 +36,14 @@ class UnitIntervalScalar(nn.Module):
         return torch.sigmoid(self.raw)
 
 
-def alpha_parameter(mode: str, shape: tuple[int, ...], init_std: float) -> nn.Parameter:
+def alpha_parameter(mode: str, shape: tuple[int, ...], init_std: float, *, uniform: bool = False) -> nn.Parameter:
     """Plasticity coefficients: ``[*shape]`` per synapse, or one scalar ``[]`` when shared.
 
-    Both are initialised as ``init_std * N(0, 1)``.
+    Both are initialised as ``init_std * N(0, 1)``, or ``init_std * U[0, 1)`` when ``uniform``.
     """
     check_choice("alpha", mode, ALPHA_MODES)
     size = shape if mode == "per_synapse" else ()
-    return nn.Parameter(init_std * torch.randn(size))
+    return nn.Parameter(init_std * (torch.rand(size) if uniform else torch.randn(size)))
 
 
 def check_init_std(value: float, name: str = "init_std") -> float:

@@ -16,7 +16,7 @@ from .config import TASK_DEFAULTS, TrainConfig, recommended
 from .devices import resolve_device
 from .episodes import a2c_episode, discounted_returns, supervised_episode
 from .metrics import read_metrics
-from .protocol import Episode, EpisodeModel, RLTask, SupervisedTask, Task, run_supervised
+from .protocol import LEAN_MODES, Episode, EpisodeModel, RLTask, SupervisedTask, Task, run_supervised
 from .trainer import Trainer, TrainResult, World, count_parameters, train
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "SupervisedTask",
     "Task",
     "run_supervised",
+    "LEAN_MODES",
     "TrainConfig",
     "TASK_DEFAULTS",
     "recommended",

@@ -5,7 +5,7 @@ Registry::
     task = make_task("pattern")                       # the 1000-bit pattern task
     task = make_task("oneshot", root="/data/omniglot")  # config fields as keyword overrides
 
-Ids: ``pattern``, ``pattern50``, ``images``, ``oneshot``, ``maze``, ``maze13``, ``cue``.
+Ids: ``pattern``, ``pattern50``, ``images``, ``oneshot``, ``maze``, ``maze13``, ``cue``, ``cue-small``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..meta.protocol import RLTask, SupervisedTask
-from .cue import CUE, CueConfig, CueState, CueTask
+from .cue import CUE, CUE_SMALL, CueConfig, CueState, CueTask
 from .encoders import DirectCurrent, LatencyEncoder, RateEncoder, Signed, SpikeEncoder
 from .images import IMAGES, ImageConfig, ImageTask, load_cifar10, load_skimage_gray, normalize_images, occluded_mse
 from .maze import MAZE, MAZE13, MazeConfig, MazeState, MazeTask, maze_walls
@@ -35,7 +35,7 @@ __all__: list[str] = [
     "OneShotConfig", "OneShotTask", "ONESHOT", "ClassImages", "load_omniglot", "load_digits_classes",
     # RL
     "MazeConfig", "MazeTask", "MazeState", "MAZE", "MAZE13", "maze_walls",
-    "CueConfig", "CueTask", "CueState", "CUE",
+    "CueConfig", "CueTask", "CueState", "CUE", "CUE_SMALL",
     # encoders
     "SpikeEncoder", "RateEncoder", "LatencyEncoder", "DirectCurrent", "Signed",
 ]
@@ -58,6 +58,7 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
         "maze": TaskSpec(MAZE, MazeTask),
         "maze13": TaskSpec(MAZE13, MazeTask),
         "cue": TaskSpec(CUE, CueTask),
+        "cue-small": TaskSpec(CUE_SMALL, CueTask),
     }
 )
 

@@ -47,7 +47,7 @@ from torch import Tensor
 from ..meta.protocol import RLTask
 from ._common import as_device, check_action, check_batch, check_float, check_generator, check_int, rand, randint
 
-__all__ = ["CueConfig", "CueTask", "CueState", "CUE", "RESPOND", "REST"]
+__all__ = ["CueConfig", "CueTask", "CueState", "CUE", "CUE_SMALL", "RESPOND", "REST"]
 
 RESPOND = 1
 REST = 0
@@ -105,6 +105,13 @@ class CueConfig:
 
 #: Backpropamine's cue-reward task.
 CUE = CueConfig()
+
+#: A reduced cue-reward task that a 2-core CPU can meta-train (task id ``cue-small``): 2 cues of
+#: 10 bits, 1 shown per trial, trials of 4-6 steps, 60-step episodes (about 12 Go steps). The
+#: target is still unknown at the start of each episode and must be found from reward alone;
+#: unlike ``cue`` one rewarded trial identifies it. ``success_threshold``: half the Go steps.
+CUE_SMALL = CueConfig(n_cues=2, cue_bits=10, cues_per_trial=1, trial_min=4, trial_max=6, episode_steps=60,
+                      success_threshold=6.0)
 
 
 class CueState(NamedTuple):

@@ -147,6 +147,23 @@ def test_eta_constrained_and_learnable_flag() -> None:
     assert Backpropamine(3, 2, n_hidden=4, mode="none").modulation is None
 
 
+def test_backpropamine_init_uniform_like_the_original_or_normal() -> None:
+    torch.manual_seed(0)
+    net = Backpropamine(4, 3, n_hidden=40)  # default: 0.01 * U[0, 1) as in sr/modul.py
+    assert net.init == "uniform"
+    for p in (net.w, net.alpha):
+        assert p.min() >= 0.0 and p.max() < 0.01
+        assert abs(p.mean().item() - 0.005) < 0.0005  # 1600 draws: std of the mean ~7e-5
+    wide = Backpropamine(4, 3, n_hidden=40, w_init_std=2.0, alpha_init_std=3.0, alpha="shared")
+    assert 0.0 <= wide.w.min() and wide.w.max() < 2.0 and wide.w.max() > 1.5
+    assert 0.0 <= wide.alpha.item() < 3.0
+    normal = Backpropamine(4, 3, n_hidden=40, init="normal")
+    for p in (normal.w, normal.alpha):
+        assert p.min() < 0.0 < p.max()
+        assert abs(p.std().item() - 0.01) < 0.001
+    assert "init='normal'" in repr(normal)
+
+
 def test_standard_parameter_counts() -> None:
     # pattern task: 1000 inputs + bias unit -> W, alpha [1000, 1001], eta
     assert count_parameters(PlasticRNN(1000, bias_unit=True)) == 2 * 1000 * 1001 + 1
@@ -167,6 +184,7 @@ def test_standard_parameter_counts() -> None:
         (lambda: PlasticRNN(4, input_map="foo"), "input_map", "linear"),
         (lambda: Backpropamine(4, 2, mode="foo"), "mode", "retroactive"),
         (lambda: Backpropamine(4, 2, alpha="foo"), "alpha", "shared"),
+        (lambda: Backpropamine(4, 2, init="foo"), "init", "uniform"),
         (lambda: OneShotPlastic(49, 3, alpha="foo", n_conv=2), "alpha", "per_synapse"),
     ],
 )

@@ -36,6 +36,20 @@ def test_every_model_on_every_task(mid: str, tid: str) -> None:
         assert isinstance(model, SpikingModel) and isinstance(model.network, Network)
 
 
+def test_rl_sizes_and_cue_eta() -> None:
+    # 200 hidden units on the papers' RL tasks, 32 on the reduced cue task; backpropamine's eta
+    # starts at 0.1 on the cue tasks (the original runs) and at the class default elsewhere
+    assert make_model("rnn", _task("cue")).n_hidden == 200
+    for mid in ("rnn", "lstm", "backpropamine", "backpropamine-none", "rate-hebb"):
+        assert make_model(mid, _task("cue-small")).n_hidden == 32, mid
+    assert make_model("snn-stdp-mod", _task("cue-small")).n_hidden == 32
+    for tid in ("cue", "cue-small"):
+        assert make_model("backpropamine", _task(tid)).eta().item() == pytest.approx(0.1)
+        assert make_model("backpropamine-none", _task(tid)).eta().item() == pytest.approx(0.1)
+    assert make_model("backpropamine", _task("maze")).eta().item() == pytest.approx(0.01)
+    assert make_model("backpropamine", _task("cue"), eta_init=0.3).eta().item() == pytest.approx(0.3)
+
+
 def test_unknown_model_lists_ids() -> None:
     with pytest.raises(ValueError, match="valid ids.*snn-stdp"):
         make_model("snn-foo", _task("pattern50"))

@@ -17,6 +17,7 @@ SMALL = {
     "maze": {"episode_steps": 20},
     "maze13": {"episode_steps": 20},
     "cue": {"episode_steps": 30},
+    "cue-small": {},
 }
 
 
@@ -30,6 +31,8 @@ def test_registry_ids_and_errors() -> None:
     t = make_task("pattern", n_bits=10)
     assert t.n_in == 10 and t.name == "pattern"
     assert make_task("pattern50").T == 11 and make_task("maze13").T == 200
+    small = make_task("cue-small")
+    assert (small.T, small.n_in, small.config.n_cues, small.config.cues_per_trial) == (60, 16, 2, 1)
     for name in tasks_pkg.__all__:
         assert hasattr(tasks_pkg, name), name
 
