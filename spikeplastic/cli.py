@@ -5,6 +5,7 @@
     spikeplastic train --task pattern --model rate-hebb --episodes 500 --out runs/p
     spikeplastic train --task pattern --model rate-hebb --episodes 1000 --out runs/p --resume
     spikeplastic compare --task pattern50 --models rate-hebb,rnn --episodes 300 --seeds 3 --out runs/cmp
+    spikeplastic compare ... --episodes 600 --out runs/cmp --resume     # extends / finishes those runs
     spikeplastic plot runs/snn/checkpoint.pt --out raster.png
     spikeplastic export runs/snn/checkpoint.pt --out lava_net/ --mode fixed
     spikeplastic verify runs/snn/checkpoint.pt --steps 200 --json
@@ -223,7 +224,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         task=args.task, models=tuple(models), episodes=args.episodes, seeds=args.seeds, out=args.out,
         batch=args.batch, lr=args.lr, device=args.device, task_kwargs=_task_kwargs(args),
         model_kwargs={m: kw for m, kw in per_model.items() if kw}, jobs=args.jobs, progress=not args.no_progress,
-        lean=args.lean,
+        lean=args.lean, resume=args.resume,
     )
     try:
         compare(cfg)
@@ -350,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (results.json, results.md, curves.png)")
     p.add_argument("--jobs", type=_positive_int, default=1, help="runs in parallel (default 1)")
     p.add_argument("--model-kw", action="append", metavar="[MODEL:]KEY=VALUE", help="model keyword override (repeatable)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue each run from OUT/runs/MODEL/seedS/checkpoint.pt where one exists (up to --episodes)")
     p.set_defaults(fn=_cmd_compare)
 
     p = sub.add_parser("plot", help="spike raster and weight/trace evolution of a spiking checkpoint")

@@ -82,6 +82,11 @@ class CompareConfig:
         train_overrides: further :class:`TrainConfig` fields for every run.
         lean: :attr:`TrainConfig.lean <spikeplastic.meta.config.TrainConfig>` of every run
             (``"auto"`` | ``"on"`` | ``"off"``; ``"on"`` fails early for a model without a lean op).
+        resume: continue every run that has a checkpoint (``out/runs/MODEL/seedS/checkpoint.pt``,
+            written every ``episodes // 10`` outer steps and at the end) up to ``episodes``: a run
+            already there is not trained again, an interrupted one goes on exactly where its
+            checkpoint left it, a longer comparison extends the shorter one. Runs without a
+            checkpoint start afresh. The other settings must equal the checkpoint's.
     """
 
     task: str
@@ -98,6 +103,7 @@ class CompareConfig:
     progress: bool = True
     train_overrides: Mapping[str, Any] = field(default_factory=dict)
     lean: str = "auto"
+    resume: bool = False
 
     def __post_init__(self) -> None:
         check_lean(self.lean)
@@ -121,7 +127,7 @@ class CompareConfig:
             batch=self.batch if self.batch is not None else int(rec["batch"]),
             lr=self.lr if self.lr is not None else float(rec["lr"]),
             device=self.device, out=str(Path(self.out) / "runs" / model / f"seed{seed}"),
-            checkpoint_every=0, progress=False, log_every=1,
+            checkpoint_every=max(1, self.episodes // 10), progress=False, log_every=1,
             task_kwargs=dict(self.task_kwargs), model_kwargs=dict(self.model_kwargs.get(model, {})),
             lean=self.lean,
         )
@@ -130,7 +136,7 @@ class CompareConfig:
         return TrainConfig(**d)
 
 
-def _run_one(cfg: TrainConfig, threads: int | None) -> dict[str, Any]:
+def _run_one(cfg: TrainConfig, threads: int | None, resume: bool = False) -> dict[str, Any]:
     out = Path(cfg.out or ".")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=out, delete=False) as fh:
@@ -140,8 +146,8 @@ def _run_one(cfg: TrainConfig, threads: int | None) -> dict[str, Any]:
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
     result = out / "run.json"
-    proc = subprocess.run([sys.executable, "-m", "spikeplastic.meta._worker", cfg_path, str(result)],
-                          env=env, capture_output=True, text=True)
+    argv = [sys.executable, "-m", "spikeplastic.meta._worker", cfg_path, str(result)] + (["--resume"] if resume else [])
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     os.unlink(cfg_path)
     if proc.returncode != 0:
         raise RuntimeError(f"run {cfg.model} seed {cfg.seed} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -285,7 +291,7 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
     bar = tqdm(total=len(jobs), disable=not _progress_enabled(cfg.progress), desc=f"compare on {cfg.task}")
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in cfg.models}
     with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-        for tc, res in zip(jobs, pool.map(lambda c: _run_one(c, threads), jobs)):
+        for tc, res in zip(jobs, pool.map(lambda c: _run_one(c, threads, cfg.resume), jobs)):
             runs[tc.model].append(res)
             bar.update(1)
     bar.close()

@@ -58,3 +58,35 @@ def test_compare_config_validation() -> None:
         CompareConfig(task="t", models=("rnn",), episodes=1, out="o", model_kwargs={"lstm": {}})
     with pytest.raises(TypeError):
         CompareConfig(task="t", models=("rnn",), episodes=1, out="o", bogus=1)  # type: ignore[call-arg]
+
+
+def _cue_compare(out, episodes: int, resume: bool = False):
+    from spikeplastic.meta.compare import compare
+
+    return compare(CompareConfig(task="cue-small", models=("rnn",), episodes=episodes, seeds=1, out=str(out),
+                                 batch=2, progress=False, task_kwargs={"episode_steps": 12},
+                                 model_kwargs={"rnn": {"n_hidden": 4}}, resume=resume))
+
+
+def test_compare_resume_extends_runs_exactly(tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from spikeplastic.meta import load_checkpoint, read_metrics
+
+    _cue_compare(tmp_path / "a", 3)
+    extended = _cue_compare(tmp_path / "a", 6, resume=True)   # 3 more outer steps from the checkpoint
+    fresh = _cue_compare(tmp_path / "b", 6)
+    run_a, run_b = tmp_path / "a" / "runs" / "rnn" / "seed0", tmp_path / "b" / "runs" / "rnn" / "seed0"
+    recs_a, recs_b = read_metrics(run_a), read_metrics(run_b)
+    assert [r["episode"] for r in recs_a] == list(range(1, 7))
+    assert [(r["loss"], r["metric"]) for r in recs_a] == [(r["loss"], r["metric"]) for r in recs_b]
+    pa, pb = load_checkpoint(run_a / "checkpoint.pt"), load_checkpoint(run_b / "checkpoint.pt")
+    assert pa["episode"] == pb["episode"] == 6
+    for k, v in pb["model_state"].items():
+        assert torch.equal(pa["model_state"][k], v), k
+    assert extended["curves"] == fresh["curves"]
+    # a run already at `episodes` is not trained again
+    again = _cue_compare(tmp_path / "a", 6, resume=True)
+    assert len(read_metrics(run_a)) == 6 and again["curves"] == fresh["curves"]
+    # without resume the run starts afresh (and overwrites)
+    _cue_compare(tmp_path / "a", 2)
+    assert len(read_metrics(run_a)) == 2
