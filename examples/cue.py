@@ -4,12 +4,13 @@ Default: the reduced task ``cue-small`` (2 cues of 10 bits, 1 per trial, 60-step
 32 hidden units, batch 16, lr 1e-3) that a 2-core CPU can meta-train: ``backpropamine``
 (retroactive neuromodulation) and ``backpropamine-simple`` vs ``backpropamine-none`` (the same
 clipped Hebbian plasticity without a modulator) and ``rnn`` (no plasticity), 7000 outer steps
-x 3 seeds (about 40 minutes with ``--jobs 2``). ``--task cue`` is the paper's task (4 cues,
+x 3 seeds (45 minutes with ``--jobs 2`` on 2 cores). ``--task cue`` is the paper's task (4 cues,
 2 per trial, 120 steps, 200 hidden units, batch 30, lr 1e-4, Simpson penalty): the original
 trains it for 200 000 outer steps, at ~1-12 s each on this CPU. Metric: total reward per
 episode (higher is better; chance 0).
 
     python examples/cue.py --jobs 2
+    python examples/cue.py --jobs 2 --models backpropamine,backpropamine-none,rnn --episodes 14000 --resume
     python examples/cue.py --task cue --episodes 200000 --device cuda
     python examples/cue.py --quick
 """
@@ -30,6 +31,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: per task)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--resume", action="store_true", help="continue the runs under --out from their checkpoints")
     args = ap.parse_args()
     models = tuple(args.models.split(","))
     hidden = 8 if args.quick else args.hidden
@@ -37,7 +39,7 @@ def main() -> None:
                           lr=args.lr, batch=4 if args.quick else args.batch, out=args.out, jobs=args.jobs,
                           device=args.device, task_kwargs={"episode_steps": 20} if args.quick else {},
                           model_kwargs={m: {"n_hidden": hidden} for m in models} if hidden else {},
-                          progress=not args.no_progress))
+                          resume=args.resume, progress=not args.no_progress))
     print(open(f"{args.out}/results.md").read())
 
 

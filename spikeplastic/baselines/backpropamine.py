@@ -7,9 +7,9 @@ equations agree with the original code (uber-research/backpropamine, ``sr/modul.
 matters: with all-positive ``alpha`` the plastic term already acts as an associative memory at
 initialisation (``alpha * Hebb`` pushes ``h`` towards stored post-patterns, in proportion to the
 pre-pattern overlap), while with zero-mean ``alpha`` (``init="normal"``, ``0.01 * N(0, 1)``, this
-class's default before 2026-11-23) its effect averages out; on a reduced cue-reward task the
-uniform init learned within 5000 outer steps and the normal init had not after 6000
-(``README.md``, Results). Known differences, all in parametrisation:
+class's default before 2026-11-23) its effect averages out. On the reduced cue task
+``cue-small`` the uniform init learns (simple modulation: 3/3 seeds within 3000 outer steps);
+the normal init had not learned after 6000 (retroactive, 1 seed; ``README.md``, Results). Known differences, all in parametrisation:
 
 - the original's ``eta`` / ``etaet`` is an unconstrained parameter initialised at 0.1 on the
   cue-reward task (0.01 in its maze); here ``eta = sigmoid(raw)`` in (0, 1), initialised at
