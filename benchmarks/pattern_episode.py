@@ -22,13 +22,11 @@ import copy
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
 import torch
-from _mem import reset_peak_rss, status_bytes
+from _mem import last_json, reset_peak_rss, serve_worker, spawn_worker, status_bytes
 
 
 def _setup(kind: str, backend: str, seed: int = 0):
@@ -82,17 +80,10 @@ def worker_mem(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _spawn(kind: str, cfg: dict[str, Any], threads: int | None) -> dict[str, Any]:
-    env = dict(os.environ)
-    if kind == "mem":
-        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
-        env["MALLOC_TRIM_THRESHOLD_"] = "65536"
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    r = subprocess.run([sys.executable, __file__, "--worker", kind, json.dumps(cfg)], env=env,
-                       capture_output=True, text=True)
+    r = spawn_worker(__file__, kind, cfg, threads, exact_alloc=kind == "mem")
     if r.returncode != 0:
         raise RuntimeError(f"{kind} worker failed:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return last_json(r.stdout)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,10 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        kind, cfg = a.worker[0], json.loads(a.worker[1])
-        if cfg.get("threads"):
-            torch.set_num_threads(cfg["threads"])
-        print(json.dumps(worker_train(cfg) if kind == "train" else worker_mem(cfg)))
+        serve_worker(a.worker, {"train": worker_train, "mem": worker_mem})
         return
     if a.episodes < 2:
         raise SystemExit("--episodes must be >= 2 (the first one is a warm-up)")

@@ -36,13 +36,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
 import torch
-from _mem import reset_peak_rss, status_bytes
+from _mem import last_json, reset_peak_rss, serve_worker, spawn_worker, status_bytes
 
 FULL = {"n": [128, 256, 512, 1024], "t": [100, 1000], "b": [1, 16]}
 QUICK = {"n": [256], "t": [100, 1000], "b": [16]}
@@ -282,23 +280,16 @@ def fwd_bwd_keep_grads(run, x, p, readout, target) -> None:
 # driver
 # ------------------------------------------------------------------------------------------------
 def _spawn(kind: str, cfg: dict[str, Any], threads: int | None, exact_alloc: bool = False) -> dict[str, Any]:
-    env = dict(os.environ)
-    if kind == "mem" or exact_alloc:
-        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
-        env["MALLOC_TRIM_THRESHOLD_"] = "65536"
-    if threads:
-        env["OMP_NUM_THREADS"] = str(threads)
-    cmd = [sys.executable, __file__, "--worker", kind, json.dumps(cfg)]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    r = spawn_worker(__file__, kind, cfg, threads, exact_alloc=kind == "mem" or exact_alloc)
     if r.returncode == 3 and kind == "time" and not exact_alloc:
         res = _spawn(kind, cfg, threads, exact_alloc=True)
         res["timing_allocator"] = "exact (mmap per tensor): the default allocator passed the RSS cap"
         return res
     if r.returncode == 3:
-        return {"aborted": json.loads(r.stdout.strip().splitlines()[-1])["aborted"]}
+        return {"aborted": last_json(r.stdout)["aborted"]}
     if r.returncode != 0:
         raise RuntimeError(f"{kind} worker failed for {cfg}:\n{r.stderr[-3000:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return last_json(r.stdout)
 
 
 def _mem_available() -> int:
@@ -325,11 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.worker:
-        kind, cfg = a.worker[0], json.loads(a.worker[1])
-        if cfg.get("threads"):
-            torch.set_num_threads(cfg["threads"])
-        res = worker_time(cfg) if kind == "time" else worker_mem(cfg)
-        print(json.dumps(res))
+        serve_worker(a.worker, {"time": worker_time, "mem": worker_mem})
         return
     grid = dict(QUICK if a.quick else FULL)
     for key in ("n", "t", "b"):
