@@ -1,7 +1,7 @@
 """Learnable-or-fixed quantities with their legal range, mapped in one place.
 
 A learnable quantity is stored as an unconstrained ``raw`` Parameter and mapped to its legal
-range on every read (``tau = softplus(raw)``, ``d = clamp(raw, 0, 1)``, ...). A fixed quantity is
+range on every read (``tau = 1 + softplus(raw)``, ``d = clamp(raw, 0, 1)``, ...). A fixed quantity is
 stored as a buffer holding the exact value, so that exporting and re-importing a network never
 perturbs a threshold or time constant by a rounding error.
 """
@@ -13,13 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-Constraint = Literal["real", "positive", "unit", "open_unit", "nonneg"]
+Constraint = Literal["real", "positive", "unit", "open_unit", "nonneg", "ge_one"]
 
 _EPS = 1e-6
 _POS_OFFSET = 1e-9  # keeps a "positive" quantity strictly > 0 when softplus underflows
 
 
 def _inverse(c: Constraint, v: Tensor) -> Tensor:
+    if c == "ge_one":  # 1 + softplus(raw): invert softplus on v - 1
+        return _inverse("nonneg", v - 1.0)
     if c == "positive" or c == "nonneg":
         # "positive" maps raw -> softplus(raw) + 1e-9: remove the offset so that map(inverse(v)) == v
         v = (v - _POS_OFFSET if c == "positive" else v).clamp_min(_EPS)
@@ -36,6 +38,8 @@ def _forward(c: Constraint, raw: Tensor) -> Tensor:
         return F.softplus(raw) + _POS_OFFSET
     if c == "nonneg":
         return F.softplus(raw)
+    if c == "ge_one":
+        return 1.0 + F.softplus(raw)
     if c == "unit":
         return raw.clamp(0.0, 1.0)
     if c == "open_unit":
@@ -47,7 +51,7 @@ class Constrained(nn.Module):
     """A scalar or tensor quantity that is either a fixed buffer or a constrained learnable parameter.
 
     ``value = map(raw)`` with ``map`` one of: ``real`` (identity), ``positive`` (softplus + 1e-9),
-    ``nonneg`` (softplus), ``unit`` (clamp to [0, 1], as snnTorch clamps ``beta``), ``open_unit``
+    ``nonneg`` (softplus), ``ge_one`` (1 + softplus: time constants of at least one step), ``unit`` (clamp to [0, 1], as snnTorch clamps ``beta``), ``open_unit``
     (sigmoid). Calling the module returns the mapped value, passed through ``transform`` when one
     is set (e.g. a straight-through projection onto Loihi's grid, see :mod:`spikeplastic.quant`).
     """

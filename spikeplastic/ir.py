@@ -121,7 +121,7 @@ class STDPRule:
 
     def __post_init__(self) -> None:
         for k in ("tau_plus", "tau_minus"):
-            _num(getattr(self, k), f"STDPRule.{k}", 0.0, np.inf, open_lo=True)
+            _num(getattr(self, k), f"STDPRule.{k}", 1.0, np.inf)  # time constants of >= 1 step
         for k in ("a_plus", "a_minus"):
             _num(getattr(self, k), f"STDPRule.{k}", 0.0, np.inf)
 

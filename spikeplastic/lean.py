@@ -285,13 +285,16 @@ def _stdp_unstep_cur_fused(H, P, R, Xn, Yn, alpha, gamma, mode, buf):
     return cur * alpha if mode == "shared" else cur
 
 
-def _stdp_bwd_eager(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, reconstruct, want_gamma, want_alpha, buf):
+def _stdp_bwd_eager(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, reconstruct, want_gamma, want_alpha, buf,
+                    rule_grad=True):
     """Backward of one projection step (see module notes); ``H`` and ``gH`` are updated in place.
 
     In: ``H`` = H[k+1] if ``reconstruct`` (turned into H[k]) else H[k]; ``gH`` = dL/dH[k+1]
     (turned into dL/dH[k]); ``gc`` = dL/d(current of step k). Returns ``(gR, gP, gXn, gYn,
     s_gamma, s_alpha)``: gradients w.r.t. the post/pre spikes and new traces through this step,
     and the sums that give d gamma and d alpha (shared); per-synapse d alpha accumulates into ``galpha``.
+    ``rule_grad=False`` (``PlasticLinear(rule_input_grad=False)``): the update's spike inputs are
+    constants, so ``gR`` is zero and ``gP`` holds only the current's term.
     """
     if reconstruct:
         H.addcmul_(R.unsqueeze(2), Xn.unsqueeze(1), value=-1.0).addcmul_(Yn.unsqueeze(2), P.unsqueeze(1))
@@ -305,6 +308,8 @@ def _stdp_bwd_eager(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, r
     cols = torch.bmm(torch.stack([R, Yn], 1), gH)                   # [B, 2, n_pre]
     gR, gYn = rows[:, 0], -rows[:, 1]
     gXn, gP = cols[:, 0], -cols[:, 1]
+    if not rule_grad:
+        gR, gP = torch.zeros_like(gR), torch.zeros_like(gP)
     s_gamma = torch.dot(gH.reshape(-1), H.reshape(-1)) if want_gamma else None
     s_alpha = None
     if gamma is not None:
@@ -329,7 +334,8 @@ def _stdp_bwd_eager(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, r
     return gR, gP, gXn, gYn, s_gamma, s_alpha
 
 
-def _stdp_bwd_fused(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, reconstruct, want_gamma, want_alpha, buf):
+def _stdp_bwd_fused(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, reconstruct, want_gamma, want_alpha, buf,
+                    rule_grad=True):
     Rc, Xr, Yc, Pr, gcc = R.unsqueeze(2), Xn.unsqueeze(1), Yn.unsqueeze(2), P.unsqueeze(1), gc.unsqueeze(2)
     if reconstruct:
         Hk = H - (Rc * Xr - Yc * Pr)
@@ -343,7 +349,7 @@ def _stdp_bwd_fused(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, r
     if clip is not None:
         pre = (H if gamma is None else H * gamma) + (Rc * Xr - Yc * Pr)
         ge = torch.where((pre >= -clip) & (pre <= clip), gH, torch.zeros_like(gH))
-    gR = (ge * Xr).sum(2)
+    gR = (ge * Xr).sum(2) if rule_grad else torch.zeros_like(R)
     gYn = -(ge * Pr).sum(2)
     gXn = (ge * Rc).sum(1)
     s_gamma = (ge * H).sum() if want_gamma else None
@@ -351,7 +357,7 @@ def _stdp_bwd_fused(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, r
     O = gcc * Pr
     gHn = ge if gamma is None else ge * gamma
     if mode == "per_synapse":
-        gP = ((alpha * H) * gcc - ge * Yc).sum(1)
+        gP = ((alpha * H) * gcc - ge * Yc).sum(1) if rule_grad else ((alpha * H) * gcc).sum(1)
         gHn = gHn + alpha * O
         if want_alpha:
             galpha.add_((H * O).sum(0))
@@ -364,7 +370,7 @@ def _stdp_bwd_fused(H, gH, P, R, Xn, Yn, gc, alpha, gamma, galpha, mode, clip, r
             gHn = gHn + alpha * O
         else:
             gHn = gHn + O
-        gP = v - (ge * Yc).sum(1)
+        gP = v - (ge * Yc).sum(1) if rule_grad else v
     gH.copy_(gHn)
     return gR, gP, gXn, gYn, s_gamma, s_alpha
 
@@ -532,7 +538,9 @@ class LeanProjection(NamedTuple):
     ``weight`` ``[n_post, n_pre]``; ``stdp=None`` makes it static (``alpha``, ``decay``, ``clip``
     unused); ``alpha``: ``[n_post, n_pre]`` (per synapse), 0-d (shared) or ``None`` (coefficient 1);
     ``decay``: 0-d rate in [0, 1] pulling ``H`` to 0 each step, or ``None`` for none at all;
-    ``clip``: clamp ``H`` to ``[-clip, clip]`` (not invertible: chunked recomputation).
+    ``clip``: clamp ``H`` to ``[-clip, clip]`` (not invertible: chunked recomputation);
+    ``rule_input_grad``: as :class:`~spikeplastic.PlasticLinear`'s (``False``: no gradient from the
+    update back into the spikes it reads).
     """
 
     weight: Tensor
@@ -540,6 +548,7 @@ class LeanProjection(NamedTuple):
     alpha: Tensor | None = None
     decay: Tensor | float | None = None
     clip: float | None = None
+    rule_input_grad: bool = True
 
 
 class LeanLIF(NamedTuple):
@@ -588,6 +597,7 @@ class _ProjSpec:
     mode: str          # alpha: "per_synapse" | "shared" | "none"
     clip: float | None
     has_gamma: bool
+    rule_grad: bool = True  # gradients from the update back into its spike inputs
 
 
 @dataclass(frozen=True)
@@ -735,14 +745,14 @@ def _layer_bwd_step(kind, gs, gv, gu, s1, vp, sg, R, one_du, one_dv, vth,
     ``*_X1``/``*_Y1`` the traces after step k; ``*_gX``/``*_gY`` their adjoints from later steps.
     ``flags`` = ``(reset, detach_reset, ff_plastic, ff_mode, ff_clip, ff_recon, ff_want_gamma,
     ff_want_alpha, rec_kind, rec_mode, rec_clip, rec_recon, rec_want_gamma, rec_want_alpha,
-    rec_first)`` with ``rec_kind`` 0 (none), 1 (static), 2 (plastic).
+    rec_first, ff_rule_grad, rec_rule_grad)`` with ``rec_kind`` 0 (none), 1 (static), 2 (plastic).
     Returns ``(gR, gv, gu, gxs, gvp, gc, ff, rec)``: dL/d s_k, v_k, u_k; the spike and voltage
     terms and dL/d(current) for the parameter sums; per plastic projection ``(gX1, gY1, gX, gY,
     gP, s_gamma, s_alpha)`` = total trace adjoints after step k (for parameter sums), the ones
     before it, dL/d pre (ff only; without the fixed and impulse terms) and the decay/alpha sums.
     """
     (reset, detach_reset, ff_plastic, ff_mode, ff_clip, ff_recon, ff_wg, ff_wa,
-     rec_kind, rec_mode, rec_clip, rec_recon, rec_wg, rec_wa, rec_first) = flags
+     rec_kind, rec_mode, rec_clip, rec_recon, rec_wg, rec_wa, rec_first, ff_rg, rec_rg) = flags
     kern = _stdp_bwd_fused if kind == "fused" else _stdp_bwd_eager
     # ---- LIF ----
     gR = None
@@ -763,18 +773,19 @@ def _layer_bwd_step(kind, gs, gv, gu, s1, vp, sg, R, one_du, one_dv, vth,
     # ---- projections ----
     ff_out = rec_out = None
 
-    def proj(H, gH, Pk, X1, Y1, gX, gY, prm, galpha, buf, mode, clip, recon, wg, wa):
+    def proj(H, gH, Pk, X1, Y1, gX, gY, prm, galpha, buf, mode, clip, recon, wg, wa, rg):
         alpha, dp, dm, ap, am, gamma = prm
-        gRp, gPp, gXn, gYn, sgm, sal = kern(H, gH, Pk, R, X1, Y1, gc, alpha, gamma, galpha, mode, clip, recon, wg, wa, buf)
+        gRp, gPp, gXn, gYn, sgm, sal = kern(H, gH, Pk, R, X1, Y1, gc, alpha, gamma, galpha, mode, clip, recon, wg, wa, buf, rg)
         gX = gX + gXn
         gY = gY + gYn
-        return gRp + am * gY, gPp, gX, gY, gX * dp, gY * dm, sgm, sal, ap
+        # the traces' impulse terms (am * R, ap * P) carry gradient into the spikes only with rg
+        return (gRp + am * gY) if rg else gRp, gPp, gX, gY, gX * dp, gY * dm, sgm, sal, ap
 
     def do_ff(gR):
         nonlocal ff_out
         if ff_plastic:
             gRp, gPp, gX1, gY1, gXn, gYn, sgm, sal, _ = proj(
-                f_H, f_gH, P, f_X1, f_Y1, f_gX, f_gY, f_prm, f_galpha, f_buf, ff_mode, ff_clip, ff_recon, ff_wg, ff_wa)
+                f_H, f_gH, P, f_X1, f_Y1, f_gX, f_gY, f_prm, f_galpha, f_buf, ff_mode, ff_clip, ff_recon, ff_wg, ff_wa, ff_rg)
             ff_out = (gX1, gY1, gXn, gYn, gPp, sgm, sal)
             gR = gRp if gR is None else gR + gRp
         return gR
@@ -786,9 +797,10 @@ def _layer_bwd_step(kind, gs, gv, gu, s1, vp, sg, R, one_du, one_dv, vth,
             gR = gr if gR is None else gR + gr
         if rec_kind == 2:
             gRp, gPp, gX1, gY1, gXn, gYn, sgm, sal, ap = proj(
-                r_H, r_gH, R, r_X1, r_Y1, r_gX, r_gY, r_prm, r_galpha, r_buf, rec_mode, rec_clip, rec_recon, rec_wg, rec_wa)
+                r_H, r_gH, R, r_X1, r_Y1, r_gX, r_gY, r_prm, r_galpha, r_buf, rec_mode, rec_clip, rec_recon, rec_wg, rec_wa,
+                rec_rg)
             rec_out = (gX1, gY1, gXn, gYn, None, sgm, sal)
-            gR = gR + gRp + gPp + ap * gX1
+            gR = gR + gRp + gPp + (ap * gX1 if rec_rg else 0.0)
         return gR
 
     if rec_first:
@@ -979,7 +991,8 @@ class _LIFLayerFn(torch.autograd.Function):
                  fpl is not None and fpl.recon, fpl is not None and fpl.want_gamma,
                  fpl is not None and fpl.want_alpha, 0 if rec is None else (2 if rpl else 1),
                  rpl and rpl.spec.mode, rpl and rpl.spec.clip, rpl is not None and rpl.recon,
-                 rpl is not None and rpl.want_gamma, rpl is not None and rpl.want_alpha, spec.rec_first)
+                 rpl is not None and rpl.want_gamma, rpl is not None and rpl.want_alpha, spec.rec_first,
+                 fpl is None or fpl.spec.rule_grad, rpl is None or rpl.spec.rule_grad)
         rec_kind = 0 if rec is None else (2 if rpl else 1)
 
         def add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -1122,7 +1135,7 @@ class _LIFLayerFn(torch.autograd.Function):
             if need[1] or need[2]:
                 gPc = GC @ ff.w
                 if fpl is not None:
-                    gPc = gPc + ff.GP + ff.ap * ff.GX
+                    gPc = gPc + ff.GP + (ff.ap * ff.GX if ff.spec.rule_grad else 0.0)
                 gPc = gPc.to(ctx.x_dtype)
                 if k0 == 0:
                     gxp0 = gPc[0]
@@ -1216,7 +1229,8 @@ def _proj_spec(p: LeanProjection | None) -> _ProjSpec | None:
         return _ProjSpec(False, "none", None, False)
     if p.alpha is not None and p.alpha.dim() not in (0, 2):
         raise ValueError(f"alpha must be 0-d (shared) or [n_post, n_pre] (per synapse), got shape {tuple(p.alpha.shape)}")
-    return _ProjSpec(True, _alpha_mode(p.alpha), None if p.clip is None else float(p.clip), p.decay is not None)
+    return _ProjSpec(True, _alpha_mode(p.alpha), None if p.clip is None else float(p.clip), p.decay is not None,
+                     bool(p.rule_input_grad))
 
 
 def plastic_lif_layer(
@@ -1601,6 +1615,7 @@ def _lean_projection(layer: Any) -> LeanProjection:
     return LeanProjection(
         w, STDPParams(r.a_plus(), r.a_minus(), r.tau_plus(), r.tau_minus()),
         alpha=None if layer.alpha is None else layer.alpha(), decay=dec, clip=layer.clip,
+        rule_input_grad=layer.rule_input_grad,
     )
 
 

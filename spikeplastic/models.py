@@ -115,6 +115,11 @@ class SpikingModel(EpisodeModel):
             so ``spikeplastic export --mode float`` reproduces the trained network exactly;
             ``"fixed"`` trains Loihi-legal (:func:`spikeplastic.quant.loihi_legal`: spiking
             encoder, no modulation); ``"none"`` leaves every constant free.
+        rule_input_grad: gradients from the STDP update back into the spikes it reads (see
+            :class:`~spikeplastic.PlasticLinear`). Default ``False``: with it on, BPTT through the
+            spike -> STDP -> ``H`` -> current -> spike loop explodes on long episodes (gradient
+            norms 1e16 on ``cue``, ``inf`` on ``maze``; ``docs/STABILITY.md``); off, the norms stay
+            O(1-10) and the gradient keeps cosine 0.94-0.996 with the exact one where that is finite.
         lean: ``"auto"`` | ``"on"`` | ``"off"``: whether a whole-sequence ``forward`` runs the
             network through :func:`spikeplastic.lean.network_forward` (same outputs, state and
             gradients, memory ``O(B*N^2)`` instead of ``O(T*B*N^2)``) instead of the step loop;
@@ -149,6 +154,7 @@ class SpikingModel(EpisodeModel):
         tau_readout: float = 2.0,
         lava: str = "float",
         lean: str = "auto",
+        rule_input_grad: bool = False,
     ) -> None:
         super().__init__()
         self.lean = lean
@@ -187,6 +193,7 @@ class SpikingModel(EpisodeModel):
             decay=decay if plastic else 0.0, learn_decay=plastic and decay > 0,
             modulation=Neuromodulation(modulation, source="hidden") if modulation else None,
             weight=torch.randn(self.n_hidden, self.n_hidden) * w_init_std,
+            rule_input_grad=rule_input_grad,
         )
         lif_kw = dict({"du": 1.0, "dv": 0.2, "vth": 1.0}, **(lif or {}))
         self.network = Network(
@@ -359,23 +366,43 @@ def _n_out(task: Any) -> int:
     return int(task.n_actions + 1) if isinstance(task, RLTask) else int(task.n_out)
 
 
+#: spiking-model initialisations (``--model-kw init=...``), see the module docstring
+SNN_INITS = ("tuned", "generic")
+
+#: the generic initialisation: SpikingModel's own defaults on every task, only the sizes and the
+#: input normalisation taken from the task (docs/STABILITY.md)
+_GENERIC_CORE: Mapping[str, Any] = MappingProxyType(dict(
+    lif={"du": 1.0, "dv": 0.2, "vth": 1.0}, alpha_init=0.05, decay=0.01,
+    stdp={"a_plus": 0.02, "a_minus": 0.01, "tau_plus": 10.0, "tau_minus": 10.0},
+))
+
+
 def _snn(plastic: bool, modulation: str | None) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
         fam = _family(task)
+        init = check_choice("init", kw.pop("init", "tuned"), SNN_INITS)
         if fam == "memory":
             scale = _pattern_scale(task)
-            # memoryless voltage (dv = 1: the neuron fires iff its input exceeds 1 - bias), a short
-            # potentiation-dominated STDP window and alpha ~ 15/n: a working spiking completion
-            # network before meta-training (tuned on pattern50: ~4% bit error untrained)
+            # the task's structure: one neuron per bit/pixel, driven one-to-one, read out one-to-one
             d: dict[str, Any] = dict(
                 n_hidden=task.n_in, input_map="one_to_one", readout="diagonal", output="tanh",
-                steps_per_frame=1, input_scale=scale, input_gain=4.0 / scale, alpha_init=15.0 / task.n_in,
-                lif={"dv": 1.0, "bias": -1.0, "learn_bias": True},
-                stdp={"a_plus": 0.1, "a_minus": 0.01, "tau_plus": 1.0, "tau_minus": 1.0},
+                steps_per_frame=1, input_scale=scale,
             )
+            if init == "tuned":
+                # memoryless voltage (dv = 1: the neuron fires iff its input exceeds 1 - bias), a short
+                # potentiation-dominated STDP window and alpha ~ 15/n: a working spiking completion
+                # network before meta-training (tuned on pattern50: ~10% bit error untrained)
+                d.update(input_gain=4.0 / scale, alpha_init=15.0 / task.n_in,
+                         lif={"dv": 1.0, "bias": -1.0, "learn_bias": True},
+                         stdp={"a_plus": 0.1, "a_minus": 0.01, "tau_plus": 1.5, "tau_minus": 1.5})
+            else:
+                # generic: task inputs normalised to +-2 (as the dense map's unit-scale inputs), the
+                # model's default neuron, rule and plasticity coefficients
+                d.update(_GENERIC_CORE, input_gain=2.0 / scale, lif=dict(_GENERIC_CORE["lif"], learn_bias=True))
         else:
+            # one set of values for every other task (already generic: "tuned" and "generic" agree)
             d = dict(n_hidden=_hidden(task), input_map="dense", readout="linear",
-                     output="linear", steps_per_frame=2, input_gain=2.0)
+                     output="linear", steps_per_frame=2, input_gain=2.0, **_GENERIC_CORE)
         if modulation == "retroactive":
             d["decay"] = 0.0  # Lava synapses have two tags: eligibility + alpha leave none for the anchor
         d.update(kw)

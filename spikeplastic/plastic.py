@@ -54,6 +54,16 @@ class PlasticLinear(nn.Module):
         modulation: a :class:`~spikeplastic.modulation.Neuromodulation` third factor, or None.
         weight: initial fixed weight ``[n_out, n_in]`` (default ``U(-1/sqrt(n_in), 1/sqrt(n_in))``).
         learn_weight, learn_alpha: make ``w`` / ``alpha`` learnable.
+        rule_input_grad: whether gradients flow from the rule back into the activity it reads.
+            ``True`` (default): exact (surrogate) BPTT through ``pre``/``post`` into ``e``.
+            ``False``: the rule sees ``pre``/``post`` as constants in the backward pass. The
+            forward pass is unchanged, and gradients still reach every rule parameter (amplitudes,
+            taus, ``eta``), ``alpha``, ``decay`` and ``w`` exactly along the realised activity, and
+            reach the activity through the synaptic current ``(w + alpha*H) @ s_pre``; only the
+            loop ``s -> e -> H -> current -> s`` is cut. In a spiking net with surrogate gradients
+            that loop is a positive feedback whose gain grows with ``alpha*A/decay`` and the
+            number of neurons under the surrogate, and it makes BPTT explode on long episodes
+            (``docs/STABILITY.md``).
 
     Shape: ``s_pre`` ``[B, n_in]`` -> ``a`` ``[B, n_out]``.
     """
@@ -74,6 +84,7 @@ class PlasticLinear(nn.Module):
         weight_scale: float = 1.0,
         learn_weight: bool = True,
         learn_alpha: bool = True,
+        rule_input_grad: bool = True,
     ) -> None:
         super().__init__()
         self.n_in = check_int("n_in", n_in)
@@ -107,6 +118,9 @@ class PlasticLinear(nn.Module):
                 raise ValueError(f"alpha_init must be a scalar with alpha='shared', got shape {tuple(a.shape)}")
             self.alpha = Constrained(a, "real", learn_alpha)
         self.decay = Constrained(decay, "open_unit" if learn_decay else "unit", learn_decay)
+        if not isinstance(rule_input_grad, bool):
+            raise TypeError(f"rule_input_grad must be a bool, got {type(rule_input_grad).__name__} {rule_input_grad!r}")
+        self.rule_input_grad = rule_input_grad
 
     @property
     def plastic(self) -> bool:
@@ -143,6 +157,8 @@ class PlasticLinear(nn.Module):
         """Apply the plasticity of one step (``pre``/``post`` activity of that step, gate ``m``)."""
         if self.rule is None or state.H is None:
             return state
+        if not self.rule_input_grad:
+            pre, post = pre.detach(), post.detach()
         e, rs = self.rule.step(state.rule, pre, post, state.H)
         decay = self.decay()
         H = state.H if (not self.decay.learn and float(decay) == 0.0) else (1 - decay) * state.H
@@ -199,4 +215,5 @@ class PlasticLinear(nn.Module):
         return layer
 
     def extra_repr(self) -> str:
-        return f"n_in={self.n_in}, n_out={self.n_out}, alpha={self.alpha_mode}, clip={self.clip}"
+        extra = "" if self.rule_input_grad else ", rule_input_grad=False"
+        return f"n_in={self.n_in}, n_out={self.n_out}, alpha={self.alpha_mode}, clip={self.clip}{extra}"

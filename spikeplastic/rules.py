@@ -6,6 +6,7 @@ with the plasticity coefficient, neuromodulation, decay and clipping.
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
@@ -54,7 +55,9 @@ class STDP(PlasticityRule):
 
     A pre spike followed ``dt >= 0`` steps later by a post spike gives ``+A_+ e^{-dt/tau_+}``;
     post then pre gives ``-A_- e^{-dt/tau_-}``; a simultaneous pair gives ``A_+ - A_-``.
-    Amplitudes are >= 0 (softplus), taus > 0 (softplus); sign and scale per synapse come from
+    Amplitudes are >= 0 (softplus); time constants are at least one step (``tau = 1 + softplus(raw)``,
+    ``docs/DESIGN.md``): below one step a trace forgets within the step that set it, so the
+    rule loses its timing part and degenerates into a coincidence detector. Sign and scale per synapse come from
     the coefficient ``alpha`` of the projection. Exported to Lava as
     ``Loihi2FLearningRule(dw="y0*x1 - x0*y1", x1_impulse=A+, x1_tau=tau+, y1_impulse=A-, y1_tau=tau-)``.
     """
@@ -71,12 +74,12 @@ class STDP(PlasticityRule):
         super().__init__()
         check_positive("a_plus", a_plus, allow_zero=True)
         check_positive("a_minus", a_minus, allow_zero=True)
-        check_positive("tau_plus", tau_plus)
-        check_positive("tau_minus", tau_minus)
+        check_range("tau_plus", tau_plus, 1.0, math.inf)
+        check_range("tau_minus", tau_minus, 1.0, math.inf)
         self.a_plus = Constrained(a_plus, "nonneg", learn)
         self.a_minus = Constrained(a_minus, "nonneg", learn)
-        self.tau_plus = Constrained(tau_plus, "positive", learn)
-        self.tau_minus = Constrained(tau_minus, "positive", learn)
+        self.tau_plus = Constrained(tau_plus, "ge_one", learn)
+        self.tau_minus = Constrained(tau_minus, "ge_one", learn)
 
     def initial_state(self, batch: int, n_pre: int, n_post: int, like: Tensor) -> STDPTraces:
         return STDPTraces(like.new_zeros(batch, n_pre), like.new_zeros(batch, n_post))

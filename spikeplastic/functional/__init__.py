@@ -8,6 +8,7 @@ from .plasticity import (
     outer,
     stdp_traces_step,
     stdp_update,
+    stdp_window,
     trace_step,
 )
 
@@ -22,4 +23,5 @@ __all__ = [
     "oja_step",
     "eligibility_step",
     "outer",
+    "stdp_window",
 ]

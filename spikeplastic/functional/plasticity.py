@@ -21,6 +21,7 @@ __all__ = [
     "oja_step",
     "eligibility_step",
     "outer",
+    "stdp_window",
 ]
 
 
@@ -104,3 +105,28 @@ def eligibility_step(E: Tensor, e: Tensor, eta_e: Tensor | float) -> Tensor:
     ``E' = (1 - eta_e) * E + eta_e * e``
     """
     return (1.0 - eta_e) * E + eta_e * e
+
+
+def stdp_window(
+    a_plus: float, a_minus: float, tau_plus: float, tau_minus: float, max_dt: int
+) -> tuple[Tensor, Tensor]:
+    """The pair-STDP learning window, measured by running :func:`stdp_traces_step` and
+    :func:`stdp_update` on one pre and one post spike ``dt`` steps apart.
+
+    Returns ``(dt, dw)`` for ``dt = -max_dt .. max_dt`` (``dt = t_post - t_pre``): the total weight
+    change the pair causes, ``+a_plus*exp(-dt/tau_plus)`` for ``dt > 0``, ``-a_minus*exp(dt/tau_minus)``
+    for ``dt < 0`` and ``a_plus - a_minus`` at ``dt = 0``.
+    """
+    dts = torch.arange(-max_dt, max_dt + 1)
+    n = dts.numel()
+    T = 2 * max_dt + 1
+    t_pre = torch.full((n,), max_dt)
+    t_post = t_pre + dts
+    tr = STDPTraces(torch.zeros(n, 1, dtype=torch.float64), torch.zeros(n, 1, dtype=torch.float64))
+    dw = torch.zeros(n, 1, 1, dtype=torch.float64)
+    for t in range(T):
+        pre = (t_pre == t).to(torch.float64).unsqueeze(1)
+        post = (t_post == t).to(torch.float64).unsqueeze(1)
+        tr = stdp_traces_step(tr, pre, post, a_plus, a_minus, tau_plus, tau_minus)
+        dw = dw + stdp_update(tr, pre, post)
+    return dts, dw[:, 0, 0]

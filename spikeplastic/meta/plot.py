@@ -5,8 +5,9 @@ rebuilt from its config, one episode is drawn (``seed``; RL tasks: rolled out wi
 sampling actions), its inputs are encoded, and the network is replayed with
 ``Network.forward(x, record=("spikes", "weights", "traces"))``. Panels: encoded input, hidden
 spike raster, effective plastic weights ``w + alpha*H`` of the synapses that change most,
-STDP traces ``x`` (pre) / ``y`` (post) of a few neurons, and the learning curve when the run's
-``metrics.jsonl`` lies next to the checkpoint.
+STDP traces ``x`` (pre) / ``y`` (post) of a few neurons, the learned STDP window beside the one at
+initialisation (:func:`stdp_window_of`), and the learning curve when the run's ``metrics.jsonl``
+lies next to the checkpoint.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .config import TrainConfig
 from .metrics import METRICS_NAME, read_metrics
 from .protocol import RLTask
 
-__all__ = ["plot_checkpoint", "record_episode"]
+__all__ = ["plot_checkpoint", "record_episode", "stdp_window_of"]
 
 _MAX_RECORD_BYTES = 256 * 2**20
 
@@ -81,6 +82,30 @@ def record_episode(model: Any, x: torch.Tensor) -> dict[str, Any]:
             "trace_post": torch.stack(ypost).numpy() if ypost else None}
 
 
+def stdp_window_of(rule: Any, max_dt: int = 20) -> dict[str, Any]:
+    """The learning window of an STDP rule (an :class:`~spikeplastic.ir.STDPRule` or a
+    :class:`~spikeplastic.STDP` module) as numpy arrays ``dt``, ``dw`` plus its parameters, computed
+    by :func:`spikeplastic.functional.stdp_window` (``dt = t_post - t_pre`` in steps)."""
+    from ..functional import stdp_window
+    from ..ir import STDPRule
+    from ..rules import STDP
+
+    if isinstance(rule, STDP):
+        rule = rule.to_ir()
+    if not isinstance(rule, STDPRule):
+        raise TypeError(f"rule must be an ir.STDPRule or a spikeplastic.STDP, got {type(rule).__name__}")
+    dt, dw = stdp_window(rule.a_plus, rule.a_minus, rule.tau_plus, rule.tau_minus, max_dt)
+    return {"dt": dt.numpy(), "dw": dw.numpy(), "a_plus": rule.a_plus, "a_minus": rule.a_minus,
+            "tau_plus": rule.tau_plus, "tau_minus": rule.tau_minus}
+
+
+def _rule_of(model: Any) -> Any:
+    rule = model.network.projs["hidden_to_hidden"].rule
+    from ..rules import STDP
+
+    return rule if isinstance(rule, STDP) else None
+
+
 def plot_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
                     seed: int = 0, max_neurons: int = 100, n_synapses: int = 20) -> Path:
     """Write the episode plot of the checkpoint at ``path`` to ``out`` (default: ``<ckpt>.png``).
@@ -106,7 +131,11 @@ def plot_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     model = make_model(cfg.model, task, **cfg.model_kwargs)
     if not isinstance(model, SpikingModel):
         raise ValueError(f"plot supports the SpikingModel of the snn-* ids, got {type(model).__name__}")
+    rule0 = _rule_of(model)  # the registry's initial rule values are deterministic
+    win0 = None if rule0 is None else stdp_window_of(rule0)
     model.load_state_dict(ck["model_state"])
+    rule = _rule_of(model)
+    win = None if rule is None else stdp_window_of(rule)
     model.eval()
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -115,7 +144,7 @@ def plot_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     ckfile = p if p.is_file() else p / "checkpoint.pt"
     out_p = Path(out) if out is not None else ckfile.with_suffix(".png")
     metrics = ckfile.parent / METRICS_NAME
-    panels = 5 if metrics.is_file() else 4
+    panels = 4 + int(win is not None) + int(metrics.is_file())
     fig, axes = plt.subplots(panels, 1, figsize=(9, 2.3 * panels), constrained_layout=True)
     steps = np.arange(r["spikes"].shape[0])
     k = min(max_neurons, r["spikes"].shape[1])
@@ -145,11 +174,26 @@ def plot_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     else:
         axes[3].text(0.5, 0.5, "no STDP traces", ha="center", transform=axes[3].transAxes)
     axes[3].set_xlabel("spiking step")
-    if panels == 5:
+    nxt = 4
+    if win is not None:
+        ax = axes[nxt]
+        nxt += 1
+        ax.axhline(0.0, color="0.7", lw=0.6)
+        ax.axvline(0.0, color="0.7", lw=0.6)
+        if win0 is not None:
+            ax.plot(win0["dt"], win0["dw"], "o--", ms=2.5, lw=0.8, color="0.55", label="at initialisation")
+        ax.plot(win["dt"], win["dw"], "o-", ms=3, lw=1.0, color="C3", label="learned")
+        ax.set_xlabel("dt = t_post - t_pre (steps)")
+        ax.set_ylabel("dH per pair")
+        ax.set_title(f"STDP window: A+ {win['a_plus']:.3g}, A- {win['a_minus']:.3g}, "
+                     f"tau+ {win['tau_plus']:.3g}, tau- {win['tau_minus']:.3g} (times the per-synapse alpha)",
+                     fontsize=9)
+        ax.legend(fontsize=8, loc="upper right")
+    if metrics.is_file():
         recs = read_metrics(metrics)
-        axes[4].plot([q["episode"] for q in recs], [q["metric"] for q in recs], lw=0.6)
-        axes[4].set_xlabel("episode")
-        axes[4].set_ylabel("train metric")
+        axes[nxt].plot([q["episode"] for q in recs], [q["metric"] for q in recs], lw=0.6)
+        axes[nxt].set_xlabel("episode")
+        axes[nxt].set_ylabel("train metric")
     out_p.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_p, dpi=110)
     plt.close(fig)

@@ -161,7 +161,7 @@ def small_networks(draw: st.DrawFn) -> tuple[Network, int]:
         learn = draw(st.booleans())
         rule = {None: lambda: None,
                 "stdp": lambda: STDP(draw(st.floats(0.0, 0.3)), draw(st.floats(0.0, 0.3)),
-                                     draw(st.floats(0.5, 40.0)), draw(st.floats(0.5, 40.0)), learn=learn),
+                                     draw(st.floats(1.0, 40.0)), draw(st.floats(1.0, 40.0)), learn=learn),
                 "hebb": lambda: Hebb(draw(st.floats(0.01, 0.99)), learn=learn),
                 "oja": lambda: Oja(draw(st.floats(0.01, 0.99)), learn=learn)}[kind]()
         mod = None

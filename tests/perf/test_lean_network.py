@@ -34,11 +34,13 @@ def make_net(
     surrogate: str = "atan",
     two_layers: bool = False,
     rec_first: bool = False,
+    rule_input_grad: bool = True,
 ) -> Network:
     torch.manual_seed(0)
     lif = dict(du=0.3, dv=0.2, vth=1.0, reset=reset, detach_reset=detach_reset, per_neuron=per_neuron,
                learn_decay=True, learn_threshold=True, learn_bias=True, surrogate=surrogate)
-    lin = dict(alpha=alpha, alpha_init=0.5, decay=decay, learn_decay=learn_decay, clip=clip, weight_scale=3.0)
+    lin = dict(alpha=alpha, alpha_init=0.5, decay=decay, learn_decay=learn_decay, clip=clip, weight_scale=3.0,
+               rule_input_grad=rule_input_grad)
     pops = {"l1": LIF(N, **lif)}
     ff = ("in", "l1", PlasticLinear(N_IN, N, rule=STDP(0.3, 0.35, 5.0, 6.0) if ff_plastic else None, **lin))
     projs = [ff]
@@ -133,6 +135,11 @@ CASES: dict[str, dict[str, Any]] = {
     "fast_sigmoid": {"surrogate": "fast_sigmoid"},
     "clip_fallback": {"clip": 0.5},
     "two_layers": {"two_layers": True, "recurrent": True},
+    # the rule's spike inputs as constants in the backward (the snn-* models' default)
+    "rule_input_grad_off": {"recurrent": True, "decay": 0.05, "learn_decay": True, "rule_input_grad": False},
+    "rule_input_grad_off_shared": {"recurrent": True, "alpha": "shared", "rule_input_grad": False},
+    "rule_input_grad_off_two_layers": {"two_layers": True, "recurrent": True, "rule_input_grad": False},
+    "rule_input_grad_off_clip": {"recurrent": True, "clip": 0.5, "rule_input_grad": False},
 }
 
 
@@ -157,9 +164,10 @@ def test_matches_core_network(case: str, backend: str) -> None:
     ],
     ids=["reverse", "recompute", "recompute_k7", "reverse_k5", "reverse_k1"],
 )
-def test_backward_modes(kw: dict[str, Any], store_currents: bool) -> None:
+@pytest.mark.parametrize("rule_input_grad", [True, False], ids=["rule_grad", "no_rule_grad"])
+def test_backward_modes(kw: dict[str, Any], store_currents: bool, rule_input_grad: bool) -> None:
     kw = {**kw, "store_currents": store_currents}
-    net = make_net(recurrent=True, decay=0.05, learn_decay=True)
+    net = make_net(recurrent=True, decay=0.05, learn_decay=True, rule_input_grad=rule_input_grad)
     compare(net, inputs(), exact=True, backend="reference", **kw)
 
 
