@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
-from spikeplastic import LIF, STDP, Hebb, Network, Neuromodulation, Oja, PlasticLinear, surrogate
+from spikeplastic import LIF, STDP, Hebb, Network, Neuromodulation, Oja, PlasticLinear, ir, surrogate
 from spikeplastic.models import SpikingModel, make_model
 from spikeplastic.tasks import make_task
 
@@ -243,6 +246,42 @@ def test_spiking_model_step_loop_and_lean_path_check_the_state() -> None:
     assert isinstance(m, SpikingModel)
     with pytest.raises(ValueError, match="state"):
         m.lean_forward(torch.zeros(3, 1, 8), m.initial_state(3))
+
+
+# ---- IR files ---------------------------------------------------------------------------------
+
+def _ir_files(tmp: Path) -> dict[str, Path]:
+    good = tmp / "net.npz"
+    ir.save(_net().to_ir(), good)
+    data = good.read_bytes()
+    files = {"empty": b"", "truncated": data[: len(data) // 2], "text": b"hello, not an IR\n"}
+    out = {k: tmp / f"{k}.npz" for k in files}
+    for k, b in files.items():
+        out[k].write_bytes(b)
+    np.save(tmp / "single.npy", np.zeros(3))
+    out["single array"] = tmp / "single.npy"
+    np.savez(tmp / "other.npz", a=np.zeros(3))
+    out["npz without header"] = tmp / "other.npz"
+    torch.save({"a": torch.zeros(2)}, tmp / "torch.pt")
+    out["torch file"] = tmp / "torch.pt"
+    return out
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("empty", "empty"), ("truncated", "truncated"), ("text", "not an .npz"), ("single array", ".npy"),
+    ("npz without header", "__ir__"), ("torch file", "__ir__"),
+])
+def test_ir_load_of_an_unreadable_file(tmp_path: Path, kind: str, reason: str) -> None:
+    path = _ir_files(tmp_path)[kind]
+    with pytest.raises(ValueError) as e:
+        ir.load(path)
+    msg = str(e.value)
+    assert str(path) in msg and reason in msg and "\n" not in msg, msg
+
+
+def test_ir_load_of_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no IR file"):
+        ir.load(tmp_path / "nope.npz")
 
 
 def test_values_checked_before_any_work() -> None:
