@@ -24,7 +24,7 @@ def _rss_mb() -> float:
 
 def main(argv: list[str]) -> int:
     from .config import TrainConfig
-    from .trainer import Trainer, build_task
+    from .trainer import Trainer, TrainingError, build_task
 
     from .checkpoint import CHECKPOINT_NAME
 
@@ -40,7 +40,11 @@ def main(argv: list[str]) -> int:
     task = build_task(config)
     baseline = _rss_mb()
     t0 = time.perf_counter()
-    res = Trainer(config, task=task).run(resume=resume, overwrite=overwrite)
+    try:
+        res = Trainer(config, task=task).run(resume=resume, overwrite=overwrite)
+    except TrainingError as e:  # one line for compare's report, not a traceback
+        print(f"TrainingError: {e}", file=sys.stderr)
+        return 1
     out = {
         "model": config.model, "seed": config.seed, "episodes": res.episodes, "n_params": res.n_params,
         "final_metric": res.final_metric, "seconds": time.perf_counter() - t0, "skipped": res.skipped,

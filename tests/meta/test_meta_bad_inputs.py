@@ -325,3 +325,20 @@ def test_cli_nonfinite_parameter_exits_nonzero_and_keeps_the_checkpoint(
     assert "became NaN/inf at episode 3" in line and "episode 2) is kept" in line, line
     ck = load_checkpoint(out)
     assert ck["episode"] == 2 and all(bool(torch.isfinite(v).all()) for v in ck["model_state"].values())
+
+
+def test_compare_worker_reports_a_failed_run_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from spikeplastic.meta import _worker
+    from spikeplastic.tasks.pattern import PatternTask
+
+    real = PatternTask.loss
+    monkeypatch.setattr(PatternTask, "loss", lambda self, o, e: real(self, o, e) * float("nan"))
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(_cfg(out=str(tmp_path / "run")).to_dict()))
+    assert _worker.main([str(cfg), str(tmp_path / "run.json")]) == 1
+    err = capsys.readouterr().err
+    assert "TrainingError: every one of the 2 optimiser steps" in err and "Traceback" not in err
+    assert not (tmp_path / "run.json").exists()
