@@ -92,8 +92,8 @@ def load_network_ir(path: str | os.PathLike[str]) -> _ir.NetworkIR:
     try:  # not an IR file: a training checkpoint then
         data = read_torch_file(p)
     except CheckpointError as e:
-        raise CheckpointError(f"{e}; expected a checkpoint written by 'spikeplastic train' or an IR file "
-                              f"written by 'spikeplastic export'") from None
+        raise CheckpointError(f"{str(p)!r} is neither a spikeplastic IR file nor a readable checkpoint: {e.reason}",
+                              e.reason) from None
     if not isinstance(data, dict) or data.get("ir") is None:
         raise ValueError(f"{str(p)!r}: the checkpoint has no 'ir' entry (only spiking models carry a network IR)")
     payload = data["ir"]

@@ -123,14 +123,23 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
 
 
 class CheckpointError(ValueError):
-    """A file that is not a readable checkpoint; the message is one line naming the file and the reason."""
+    """A file that is not a readable checkpoint; the message is one line naming the file and the
+    reason (``reason``: the reason alone)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+
+def _unreadable(p: Path, reason: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {str(p)!r} cannot be read: {reason}", reason)
 
 
 #: keys every checkpoint written by the trainer holds
 REQUIRED_KEYS = ("episode", "config", "model_state")
 
 
-def _unreadable_reason(p: Path, error: BaseException) -> str:
+def _unreadable_reason(error: BaseException) -> str:
     """One line saying why ``torch.load`` failed on ``p`` (never torch's advice to load with
     ``weights_only=False``, which would run code from the file)."""
     msg = str(error)
@@ -155,23 +164,21 @@ def read_torch_file(path: str | os.PathLike[str], map_location: str | torch.devi
         raise FileNotFoundError(f"no checkpoint file at {str(p)!r}")
     size = p.stat().st_size
     if size == 0:
-        raise CheckpointError(f"checkpoint {str(p)!r} cannot be read: the file is empty (0 bytes)")
+        raise _unreadable(p, "the file is empty (0 bytes)")
     with open(p, "rb") as fh:
         magic = fh.read(4)
     if magic == b"PK\x03\x04" and not zipfile.is_zipfile(p):
-        raise CheckpointError(f"checkpoint {str(p)!r} cannot be read: the file is truncated or corrupt "
-                              f"(an incomplete zip archive of {size} bytes)")
+        raise _unreadable(p, f"the file is truncated or corrupt (an incomplete zip archive of {size} bytes)")
     if magic == b"PK\x03\x04":
         with zipfile.ZipFile(p) as zf:
             if not any(n.endswith("data.pkl") for n in zf.namelist()):
-                raise CheckpointError(f"checkpoint {str(p)!r} cannot be read: a zip archive but not a torch file "
-                                      "(no data.pkl inside)")
+                raise _unreadable(p, "a zip archive but not a torch file (no data.pkl inside)")
     elif magic[:1] != b"\x80":  # neither torch's zip nor its legacy pickle format
-        raise CheckpointError(f"checkpoint {str(p)!r} cannot be read: not a torch file (it starts with {magic!r})")
+        raise _unreadable(p, f"not a torch file (it starts with {magic!r})")
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for unreadable files
-        raise CheckpointError(f"checkpoint {str(p)!r} cannot be read: {_unreadable_reason(p, e)}") from None
+        raise _unreadable(p, _unreadable_reason(e)) from None
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
