@@ -221,8 +221,8 @@ class Network(nn.Module):
                 shapes[f"synapses[{k!r}].H"] = (tuple(H.shape), (batch, layer.n_out, layer.n_in))
         for field_name, (got, want) in shapes.items():
             if got != want:
-                raise ValueError(f"{name}: expected a state for batch size {batch} (as from initial_state({batch})), "
-                                 f"got {field_name} of shape {got} instead of {want}")
+                raise ValueError(f"{name}: expected a state of this network for batch size {batch} (as from "
+                                 f"initial_state({batch})), got {field_name} of shape {got} instead of {want}")
 
     def _external(self) -> dict[str, int]:
         """Projections modulated by the external third factor -> their ``n_post``."""
