@@ -13,6 +13,7 @@ def parser(doc: str, *, episodes: int, quick_episodes: int, out: str) -> argpars
     ap.add_argument("--episodes", type=int, default=None, help=f"outer steps per run (default {episodes})")
     ap.add_argument("--out", default=out, help=f"output folder (default {out})")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--overwrite", action="store_true", help="replace the runs that --out already holds")
     ap.set_defaults(_episodes=episodes, _quick_episodes=quick_episodes)
     return ap
 

@@ -39,7 +39,7 @@ def main() -> None:
                           lr=args.lr, batch=4 if args.quick else args.batch, out=args.out, jobs=args.jobs,
                           device=args.device, task_kwargs={"episode_steps": 20} if args.quick else {},
                           model_kwargs={m: {"n_hidden": hidden} for m in models} if hidden else {},
-                          resume=args.resume, progress=not args.no_progress))
+                          resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress))
     print(open(f"{args.out}/results.md").read())
 
 

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a smoke run: few episodes, one seed")
     ap.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     ap.add_argument("--no-lava", action="store_true", help="skip the Lava export/verification step")
+    ap.add_argument("--overwrite", action="store_true", help="replace the runs that --out already holds")
     args = ap.parse_args(argv)
     out = Path(args.out)
     episodes = 6 if args.quick else 300
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     lava_literals(model.network)  # keep the learned decay exportable
     cfg = TrainConfig(task="pattern50", model="snn-stdp", episodes=episodes, batch=8, lr=3e-3, seed=0,
                       out=str(out / "snn-stdp"), progress=False, log_every=1)
-    res = train(cfg, task=task, model=model)
+    res = train(cfg, task=task, model=model, overwrite=args.overwrite)
     _curve(res.history, max(1, episodes // 10))
     rule = res.model.network.projs["hidden_to_hidden"].rule.to_ir()
     print(f"learned rule: A+={rule.a_plus:.4f} A-={rule.a_minus:.4f} tau+={rule.tau_plus:.3f} tau-={rule.tau_minus:.3f}; "
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp_eps = 4 if args.quick else 120
     compare(CompareConfig(task="pattern50", models=("snn-stdp", "rate-hebb", "snn-static"), episodes=cmp_eps,
                           seeds=1 if args.quick else 3, batch=8, lr=3e-3, out=str(out / "compare"), jobs=2,
-                          progress=False))
+                          progress=False, overwrite=args.overwrite))
     print((out / "compare" / "results.md").read_text())
     print(f"learning curves: {out / 'compare' / 'curves.png'}")
 

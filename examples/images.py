@@ -24,7 +24,8 @@ def main() -> None:
     if args.quick:
         tk.update(patch_size=16, present_steps=4)
     compare(CompareConfig(task="images", models=tuple(args.models.split(",")), episodes=episodes(args),
-                          seeds=args.seeds, out=args.out, task_kwargs=tk, progress=not args.no_progress))
+                          seeds=args.seeds, out=args.out, task_kwargs=tk, progress=not args.no_progress,
+                          overwrite=args.overwrite))
     print(open(f"{args.out}/results.md").read())
 
 

@@ -28,7 +28,7 @@ def main() -> None:
                           seeds=1 if args.quick else args.seeds, batch=4 if args.quick else args.batch,
                           out=args.out, task_kwargs=quick,
                           model_kwargs={m: {"n_hidden": 16 if args.quick else args.hidden} for m in models},
-                          progress=not args.no_progress))
+                          progress=not args.no_progress, overwrite=args.overwrite))
     print(open(f"{args.out}/results.md").read())
 
 

@@ -23,6 +23,7 @@ def main() -> None:
     tk = {"root": args.data} if args.data else {}
     compare(CompareConfig(task="oneshot", models=tuple(args.models.split(",")), episodes=episodes(args),
                           seeds=args.seeds, out=args.out, task_kwargs=tk, progress=not args.no_progress,
+                          overwrite=args.overwrite,
                           train_overrides={"eval_every": max(1, episodes(args) // 20), "eval_batch": 100}))
     print(open(f"{args.out}/results.md").read())
 

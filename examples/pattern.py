@@ -27,7 +27,7 @@ def main() -> None:
     cfg = TrainConfig(task="pattern", model=args.model, episodes=n, batch=1, lr=args.lr, seed=args.seed,
                       out=f"{args.out}/{args.model}-s{args.seed}", checkpoint_every=50, progress=not args.no_progress)
     t0 = time.perf_counter()
-    res = train(cfg)
+    res = train(cfg, overwrite=args.overwrite)
     secs = [r["seconds"] for r in res.history if r["phase"] == "train"]
     save_summary(cfg.out or args.out, {
         "task": "pattern", "model": args.model, "seed": args.seed, "episodes": n, "n_params": res.n_params,

@@ -29,7 +29,8 @@ def main() -> None:
     args = ap.parse_args()
     res = compare(CompareConfig(task="pattern50", models=tuple(args.models.split(",")), episodes=episodes(args),
                                 seeds=1 if args.quick else args.seeds, lr=args.lr, batch=args.batch, out=args.out,
-                                jobs=args.jobs, progress=not args.no_progress))
+                                jobs=args.jobs, progress=not args.no_progress,
+                                overwrite=args.overwrite))
     print(open(f"{args.out}/results.md").read())
     del res
 

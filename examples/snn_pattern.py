@@ -26,7 +26,7 @@ def main() -> None:
     args = ap.parse_args()
     compare(CompareConfig(task=args.task, models=tuple(args.models.split(",")), episodes=episodes(args),
                           seeds=1 if args.quick else args.seeds, lr=args.lr, batch=args.batch, out=args.out,
-                          progress=not args.no_progress))
+                          progress=not args.no_progress, overwrite=args.overwrite))
     print(open(f"{args.out}/results.md").read())
 
 

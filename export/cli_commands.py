@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +80,20 @@ def load_network_ir(path: str | os.PathLike[str]) -> _ir.NetworkIR:
         p = p / "checkpoint.pt"
     if not p.is_file():
         raise FileNotFoundError(f"no IR file or checkpoint at {str(path)!r}")
+    from spikeplastic.meta.checkpoint import CheckpointError, read_torch_file
+
     try:
         return _ir.load(p)
-    except Exception as first:  # noqa: BLE001 - not an IR npz: try a torch checkpoint next
-        ir_error = first
-    try:
-        import torch
-
-        data = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{str(p)!r} is neither a spikeplastic IR file ({ir_error}) nor a torch checkpoint ({e})") from e
+    except ValueError:
+        if zipfile.is_zipfile(p):
+            with zipfile.ZipFile(p) as zf:
+                if "__ir__.npy" in zf.namelist():
+                    raise  # an IR file, but a broken one: its own reason
+    try:  # not an IR file: a training checkpoint then
+        data = read_torch_file(p)
+    except CheckpointError as e:
+        raise CheckpointError(f"{str(p)!r} is neither a spikeplastic IR file nor a readable checkpoint: {e.reason}",
+                              e.reason) from None
     if not isinstance(data, dict) or data.get("ir") is None:
         raise ValueError(f"{str(p)!r}: the checkpoint has no 'ir' entry (only spiking models carry a network IR)")
     payload = data["ir"]

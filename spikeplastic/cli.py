@@ -13,12 +13,16 @@
     torchrun --nproc_per_node 2 -m spikeplastic.cli train --task cue --model backpropamine --batch 30
 
 ``--task-kw KEY=VALUE`` / ``--model-kw KEY=VALUE`` (repeatable) override task config fields and
-model keywords (values parsed as Python literals, else kept as strings); with ``compare``,
+model keywords (values parsed as Python literals, ``nan``/``inf`` as floats, else kept as strings); with ``compare``,
 ``--model-kw MODEL:KEY=VALUE`` applies to one model only. ``--data DIR`` points the ``oneshot``
 task at an Omniglot folder and the ``images`` task at CIFAR-10.
 
-Exit codes: 0 success; 1 a run failed or a needed component is missing; 2 bad arguments (the
-message names the argument and the expected form).
+``train`` and ``compare`` refuse an ``--out`` folder that already holds a run unless given
+``--resume`` (continue it) or ``--overwrite`` (replace it).
+
+Exit codes: 0 success; 1 a run failed (e.g. every optimiser step was skipped as NaN/inf, or a
+parameter became NaN/inf) or a needed component is missing; 2 bad arguments, including an
+unreadable checkpoint (the message names the argument and the expected form).
 """
 from __future__ import annotations
 
@@ -66,11 +70,28 @@ _positive_float = _number(float, 0, strict=True)
 _nonneg_float = _number(float, 0, strict=False)
 
 
+def _learning_rate(s: str) -> float:
+    """``--lr``: a finite float in ``(0, MAX_LR]``."""
+    from .meta.config import MAX_LR
+
+    what = f"a finite number in (0, {MAX_LR:g}] (Adam moves each parameter by up to about lr per step)"
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+    if not (math.isfinite(v) and 0 < v <= MAX_LR):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
+    return v
+
+
 def _literal(s: str) -> Any:
     try:
         return ast.literal_eval(s)
     except (ValueError, SyntaxError):
-        return s
+        pass
+    if s.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(s)  # not Python literals, but numbers a user means (and models must then reject)
+    return s
 
 
 def _kv(items: Sequence[str] | None, option: str, *, per_model: bool = False) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
@@ -146,6 +167,28 @@ def _check_device(device: str) -> None:
         raise UsageError("--device", str(e)) from None
 
 
+def _out_folder(option: str, path: str) -> None:
+    """``option`` must name a folder (existing or to be created), not a file."""
+    if Path(path).exists() and not Path(path).is_dir():
+        raise UsageError(option, f"expected a folder (existing or to be created), got the file {path!r}")
+
+
+def _fresh_or_flagged(path: str, resume: bool, overwrite: bool, folders: Sequence[str] | None = None) -> None:
+    """Refuse to start afresh where a run is held, unless ``--resume`` or ``--overwrite`` says what to do."""
+    from .meta.trainer import holds_run
+
+    if resume and overwrite:
+        raise UsageError("--overwrite", "cannot be combined with --resume (continue the run, or replace it)")
+    if resume or overwrite:
+        return
+    held = [f for f in (folders if folders is not None else [path]) if holds_run(f)]
+    if held:
+        files = ", ".join(holds_run(held[0]))
+        where = f"{held[0]!r} already holds a run ({files})" + (f" and {len(held) - 1} more" if len(held) > 1 else "")
+        raise UsageError("--out", f"{where}; pass --resume to continue it or --overwrite to replace it, "
+                                  "or choose another folder")
+
+
 # ---- commands ----------------------------------------------------------------------------------
 
 def _clip(value: float | None, rec: dict[str, Any]) -> float | None:
@@ -156,9 +199,10 @@ def _clip(value: float | None, rec: dict[str, Any]) -> float | None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .meta.checkpoint import CheckpointError
     from .meta.config import TrainConfig, recommended, task_fields
     from .meta.distributed import is_torchrun, train_distributed
-    from .meta.trainer import train
+    from .meta.trainer import TrainingError, train
 
     task = _make_task(args)
     model_kw, _ = _kv(args.model_kw, "--model-kw")
@@ -167,6 +211,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _check_device(args.device)
     rec = recommended(args.task)
     out = args.out if args.out is not None else str(Path("runs") / f"{args.task}-{args.model}-s{args.seed}")
+    _out_folder("--out", out)
+    _fresh_or_flagged(out, args.resume, args.overwrite)
     config = TrainConfig(
         task=args.task, model=args.model, episodes=args.episodes,
         batch=args.batch if args.batch is not None else int(rec["batch"]),
@@ -181,10 +227,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
                                      "train without --resume first (same --out)")
     try:
         if is_torchrun():
-            res = train_distributed(config, resume=args.resume, task=task)
+            res = train_distributed(config, resume=args.resume, overwrite=args.overwrite, task=task)
         else:
             print(f"{args.model} on {args.task}: {n_params:,} trainable parameters; output in {out}", file=sys.stderr)
-            res = train(config, resume=args.resume, task=task)
+            res = train(config, resume=args.resume, overwrite=args.overwrite, task=task)
+    except CheckpointError as e:
+        raise UsageError("--resume", str(e)) from None
+    except TrainingError as e:
+        print(f"spikeplastic train: error: {e}", file=sys.stderr)
+        return 1
     except ValueError as e:
         if args.resume and "cannot resume" in str(e):
             raise UsageError("--resume", str(e)) from None
@@ -212,6 +263,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError("--model-kw", f"MODEL:KEY=VALUE names models not in --models: {unknown}")
     per_model = {m: {**common, **specific.get(m, {})} for m in models}
+    _out_folder("--out", args.out)
     from .models import MODELS
 
     for m in models:
@@ -224,8 +276,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         task=args.task, models=tuple(models), episodes=args.episodes, seeds=args.seeds, out=args.out,
         batch=args.batch, lr=args.lr, device=args.device, task_kwargs=_task_kwargs(args),
         model_kwargs={m: kw for m, kw in per_model.items() if kw}, jobs=args.jobs, progress=not args.no_progress,
-        lean=args.lean, resume=args.resume,
+        lean=args.lean, resume=args.resume, overwrite=args.overwrite,
     )
+    _fresh_or_flagged(args.out, args.resume, args.overwrite,
+                      [str(cfg.train_config(m, s).out) for m in models for s in range(args.seeds)])
     try:
         compare(cfg)
     except RuntimeError as e:  # a run's subprocess failed; its stderr tail is in the message
@@ -240,6 +294,8 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     if not Path(args.checkpoint).exists():
         raise UsageError("CKPT", f"no checkpoint at {args.checkpoint!r} (expected a checkpoint.pt or its run folder)")
+    if args.out is not None and Path(args.out).is_dir():
+        raise UsageError("--out", f"expected a PNG file path, got the folder {args.out!r}")
     try:
         out = plot_checkpoint(args.checkpoint, args.out, seed=args.seed)
     except (FileNotFoundError, ValueError) as e:
@@ -264,6 +320,7 @@ def _exporter(name: str) -> Any:
 def _cmd_export(args: argparse.Namespace) -> int:
     if not Path(args.checkpoint).exists():
         raise UsageError("CKPT", f"no checkpoint at {args.checkpoint!r}")
+    _out_folder("--out", args.out)
     fn = _exporter("export")
     if fn is None:
         return 1
@@ -314,7 +371,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, help="task id (see 'spikeplastic list')")
     p.add_argument("--episodes", type=_positive_int, default=1000, help="outer steps per run (default 1000)")
     p.add_argument("--batch", type=_positive_int, default=None, help="episodes per outer step (default: per task)")
-    p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default: per task)")
+    p.add_argument("--lr", type=_learning_rate, default=None, help="Adam learning rate in (0, 1] (default: per task)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--task-kw", action="append", metavar="KEY=VALUE", help="task config override (repeatable)")
     p.add_argument("--data", type=Path, default=None, help="dataset folder (oneshot: Omniglot, images: CIFAR-10)")
@@ -336,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_nonneg_int, default=0)
     p.add_argument("--out", default=None, help="run folder (default runs/TASK-MODEL-sSEED)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace the run that OUT already holds (without it, "
+                                                             "a folder holding a run is refused unless --resume)")
     p.add_argument("--checkpoint-every", type=_nonneg_int, default=100, help="episodes between checkpoints (0: end only)")
     p.add_argument("--eval-every", type=_nonneg_int, default=0, help="episodes between evaluations (0: never)")
     p.add_argument("--log-every", type=_positive_int, default=1, help="episodes between metrics lines")
@@ -353,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-kw", action="append", metavar="[MODEL:]KEY=VALUE", help="model keyword override (repeatable)")
     p.add_argument("--resume", action="store_true",
                    help="continue each run from OUT/runs/MODEL/seedS/checkpoint.pt where one exists (up to --episodes)")
+    p.add_argument("--overwrite", action="store_true", help="replace the runs that OUT already holds (without it, "
+                                                             "run folders holding a run are refused unless --resume)")
     p.set_defaults(fn=_cmd_compare)
 
     p = sub.add_parser("plot", help="spike raster and weight/trace evolution of a spiking checkpoint")

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Union
 
@@ -332,10 +334,42 @@ def save(ir: NetworkIR, path: str | os.PathLike[str]) -> None:
 
 
 def load(path: str | os.PathLike[str]) -> NetworkIR:
-    """Read a :class:`NetworkIR` written by :func:`save`."""
-    with np.load(path, allow_pickle=False) as z:
-        if "__ir__" not in z:
-            raise ValueError(f"{os.fspath(path)!r} is not a spikeplastic IR file (no '__ir__' header)")
-        header = json.loads(str(z["__ir__"]))
-        arrays = {k: z[k] for k in z.files if k != "__ir__"}
+    """Read a :class:`NetworkIR` written by :func:`save`.
+
+    Raises:
+        FileNotFoundError: no file at ``path``. ValueError: not a readable IR file (empty,
+        truncated, corrupt, text, another kind of file); the message is one line naming the file.
+    """
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise FileNotFoundError(f"no IR file at {p!r}")
+
+    def unreadable(reason: str) -> ValueError:
+        return ValueError(f"IR file {p!r} cannot be read: {reason} (expected an .npz written by spikeplastic.ir.save)")
+
+    size = os.path.getsize(p)
+    if size == 0:
+        raise unreadable("the file is empty (0 bytes)")
+    with open(p, "rb") as fh:
+        magic = fh.read(6)
+    if magic[:4] != b"PK\x03\x04":
+        what = "a single .npy array" if magic == b"\x93NUMPY" else f"it starts with {magic!r}"
+        raise unreadable(f"not an .npz archive ({what})")
+    if not zipfile.is_zipfile(p):
+        raise unreadable(f"the file is truncated or corrupt (an incomplete zip archive of {size} bytes)")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            raw_header = z["__ir__"] if "__ir__" in z.files else None
+            arrays = {k: z[k] for k in z.files if k != "__ir__"}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        first = next((line for line in str(e).splitlines() if line.strip()), "")
+        raise unreadable(f"the file is corrupt ({type(e).__name__}{': ' + first[:200] if first else ''})") from None
+    if raw_header is None:
+        raise unreadable("a zip archive without an '__ir__' header (not a spikeplastic IR file)")
+    try:
+        header = json.loads(str(raw_header))
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise unreadable("its '__ir__' header is not a JSON object")
     return NetworkIR.from_dict(header, arrays)

@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._validation import check_choice, check_int, check_positive
+from ._validation import check_choice, check_int, check_number, check_positive
 from .meta.protocol import EpisodeModel, RLTask, SupervisedTask
 from .modulation import Neuromodulation
 from .network import Network, NetworkState
@@ -166,7 +166,7 @@ class SpikingModel(EpisodeModel):
         check_positive("input_scale", input_scale)
         self.input_scale = float(input_scale)
         self.input_map = check_choice("input_map", input_map, ["one_to_one", "dense"])
-        self.input_gain = float(input_gain)
+        self.input_gain = check_number("input_gain", input_gain)
         if modulation is not None:
             check_choice("modulation", modulation, ["simple", "retroactive"])
             if not plastic:
@@ -175,6 +175,11 @@ class SpikingModel(EpisodeModel):
         self.readout_kind = check_choice("readout", readout, ["linear", "diagonal"])
         self.output = check_choice("output", output, ["tanh", "linear"])
         check_positive("tau_readout", tau_readout)
+        check_positive("w_init_std", w_init_std, allow_zero=True)
+        for name, kw in (("stdp", stdp), ("lif", lif)):
+            if kw is not None and not (isinstance(kw, Mapping) and all(isinstance(k, str) for k in kw)):
+                raise TypeError(f"{name}: expected a mapping of keyword arguments (e.g. {{'a_plus': 0.02}}), "
+                                f"got {type(kw).__name__} {kw!r}")
         self.encoder = self._make_encoder()
         n_enc = self.encoder.n_out(self.n_in)
 
@@ -255,9 +260,18 @@ class SpikingModel(EpisodeModel):
             y = self.readout(trace)
         return torch.tanh(y) if self.output == "tanh" else y
 
+    def _check_state(self, state: Any, batch: int) -> None:
+        if not isinstance(state, SpikingState):
+            raise TypeError(f"state: expected a SpikingState (from initial_state()), got {type(state).__name__}")
+        self.network.check_state(state.net, batch, "state.net")
+        if tuple(state.trace.shape) != (batch, self.n_hidden):
+            raise ValueError(f"state.trace: expected shape ({batch}, {self.n_hidden}) for batch size {batch}, "
+                             f"got {tuple(state.trace.shape)}")
+
     def step(self, x: Tensor, state: SpikingState) -> tuple[Tensor, SpikingState]:
         if x.dim() != 2 or x.shape[-1] != self.n_in:
             raise ValueError(f"x must have shape [B, {self.n_in}], got {tuple(x.shape)}")
+        self._check_state(state, x.shape[0])
         xs = self.encode(x.unsqueeze(0))
         net, r = state.net, state.trace
         for k in range(xs.shape[0]):
@@ -291,6 +305,8 @@ class SpikingModel(EpisodeModel):
         T, B = inputs.shape[0], inputs.shape[1]
         if state is None:
             state = self.initial_state(B)
+        else:
+            self._check_state(state, B)
         # frame by frame, as step() does: the same random draws for the stochastic encoders
         xs = torch.cat([self.encode(inputs[t:t + 1]) for t in range(T)])
         rec, net = lean.network_forward(self.network, xs, state.net, record=("spikes",))

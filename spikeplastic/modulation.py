@@ -46,7 +46,8 @@ class Neuromodulation(nn.Module):
         self.source = source
         self.per_neuron = bool(per_neuron)
         check_range("eta_e", eta_e, 0.0, 1.0)
-        self.eta_e = Constrained(eta_e, "open_unit" if learn_eta else "unit", learn_eta)
+        self.eta_e = Constrained(eta_e, "open_unit" if learn_eta else "unit", learn_eta, name="eta_e",
+                                 flag="learn_eta")
         self.weight: nn.Parameter | None = None
         self.bias: nn.Parameter | None = None
         self._n_post = 0

@@ -202,6 +202,46 @@ class Network(nn.Module):
             third_prev=None,
         )
 
+    def check_state(self, state: Any, batch: int, name: str = "state") -> None:
+        """Raise unless ``state`` is a :class:`NetworkState` of this network for ``batch`` samples
+        (``TypeError``/``ValueError`` naming ``name``): a state of another batch size would
+        otherwise broadcast silently against the input."""
+        if not isinstance(state, NetworkState):
+            raise TypeError(f"{name}: expected a NetworkState (from initial_state() or a previous step), "
+                            f"got {type(state).__name__}")
+        missing = sorted((set(self.pops) - set(state.neurons)) | (set(self.projs) - set(state.synapses)))
+        if missing:
+            raise ValueError(f"{name}: expected a NetworkState of this network, got one without {missing}")
+        shapes = {"x_prev": (tuple(state.x_prev.shape), (batch, self.n_in))}
+        for k, pop in self.pops.items():
+            shapes[f"neurons[{k!r}].v"] = (tuple(state.neurons[k].v.shape), (batch, pop.n))
+        for k, layer in self.projs.items():
+            H = state.synapses[k].H
+            if H is not None:
+                shapes[f"synapses[{k!r}].H"] = (tuple(H.shape), (batch, layer.n_out, layer.n_in))
+        for field_name, (got, want) in shapes.items():
+            if got != want:
+                raise ValueError(f"{name}: expected a state of this network for batch size {batch} (as from "
+                                 f"initial_state({batch})), got {field_name} of shape {got} instead of {want}")
+
+    def _external(self) -> dict[str, int]:
+        """Projections modulated by the external third factor -> their ``n_post``."""
+        return {n: l.n_out for n, l in self.projs.items() if l.modulation is not None and l.modulation.source is None}
+
+    def _check_third_factor(self, tf: Any, lead: tuple[int, ...], dims: str) -> None:
+        need = self._external()
+        if not need:
+            raise ValueError("third_factor: expected None (no projection is modulated by an external third factor, "
+                             f"Neuromodulation(source=None)), got {type(tf).__name__}")
+        check_tensor("third_factor", tf)
+        posts = sorted(set(need.values()))
+        ok = tuple(tf.shape) == lead or (tf.dim() == len(lead) + 1 and tuple(tf.shape[:-1]) == lead
+                                         and all(n == tf.shape[-1] for n in posts))
+        if not ok:
+            per = " or ".join(f"[{dims}, {n}]" for n in posts)
+            raise ValueError(f"third_factor: expected shape [{dims}] or {per} (n_post of {sorted(need)}), "
+                             f"got {tuple(tf.shape)}")
+
     # ---- one step -----------------------------------------------------------------------------
     def _spikes(self, state: NetworkState, name: str) -> Tensor:
         return state.x_prev if name == "in" else state.neurons[name].s
@@ -220,14 +260,20 @@ class Network(nn.Module):
     ) -> tuple[StepOutput, NetworkState]:
         """Advance one step with input ``x`` ``[B, n_in]``; returns this step's spikes and the new state.
 
-        ``third_factor``: external modulation at this step (``[B]`` or ``[B, n_post]``) for
-        projections whose modulation has ``source=None``.
+        ``third_factor``: external modulation at this step (``[B]`` or ``[B, n_post]``, finite) for
+        projections whose modulation has ``source=None`` (``None`` for a network without them).
+        ``state`` must come from ``initial_state(B)`` or a previous step with the same ``B``.
+        ``validate=False`` skips the checks of ``x``, ``state`` and ``third_factor`` (for callers
+        that checked the whole sequence once).
         """
         if validate:
             self._check_input(x, "x", 2)
+            self.check_state(state, x.shape[0])
+            if third_factor is not None:
+                self._check_third_factor(third_factor, (x.shape[0],), f"B={x.shape[0]}")
         if third_factor is None:
             # without it the plasticity of these projections would be skipped silently
-            need = [n for n, l in self.projs.items() if l.modulation is not None and l.modulation.source is None]
+            need = list(self._external())
             if need:
                 raise ValueError(f"projections {need} are modulated by an external third factor: pass third_factor=...")
         currents: dict[str, Tensor] = {}
@@ -272,7 +318,7 @@ class Network(nn.Module):
 
     # ---- whole episode ----------------------------------------------------------------------
     def _check_input(self, x: Any, name: str, ndim: int) -> None:
-        check_tensor(name, x, ndim=ndim, last_dim=self.n_in)
+        check_tensor(name, x, ndim=ndim, last_dim=self.n_in, nonempty=True)
         if x.dtype != self.dtype:
             raise TypeError(f"{name} has dtype {x.dtype} but the network is {self.dtype}; convert one with .to(...)")
         if self.input_kind == "spikes":
@@ -283,25 +329,28 @@ class Network(nn.Module):
         x: Tensor,
         state: NetworkState | None = None,
         *,
-        record: Sequence[str] = ("spikes",),
+        record: str | Sequence[str] = ("spikes",),
         third_factor: Tensor | None = None,
     ) -> tuple[Record, NetworkState]:
-        """Run ``x`` ``[T, B, n_in]``; returns a :class:`Record` and the final state.
+        """Run ``x`` ``[T, B, n_in]`` (``T, B >= 1``); returns a :class:`Record` and the final state.
 
         ``record`` chooses among ``"spikes"``, ``"voltages"``, ``"currents"``, ``"traces"``,
-        ``"weights"``, ``"modulation"`` (weights cost ``T*B*n_post*n_pre`` memory).
-        ``third_factor``: ``[T, B]`` or ``[T, B, n_post]`` external modulation.
+        ``"weights"``, ``"modulation"`` (one name or a sequence; weights cost ``T*B*n_post*n_pre``
+        memory). ``third_factor``: ``[T, B]`` or ``[T, B, n_post]`` external modulation.
+        ``state``: from ``initial_state(B)`` or a previous run with the same ``B`` (default: fresh).
         """
         self._check_input(x, "x", 3)
+        if isinstance(record, str):
+            record = (record,)
         for r in record:
             check_choice("record entry", r, RECORDABLE)
         T, B = x.shape[0], x.shape[1]
         if third_factor is not None:
-            check_tensor("third_factor", third_factor)
-            if third_factor.shape[:2] != (T, B):
-                raise ValueError(f"third_factor must have shape [T={T}, B={B}] or [T, B, n_post], got {tuple(third_factor.shape)}")
+            self._check_third_factor(third_factor, (T, B), f"T={T}, B={B}")
         if state is None:
             state = self.initial_state(B)
+        else:
+            self.check_state(state, B)
         want = set(record)
         spikes: dict[str, list[Tensor]] = {k: [] for k in self.pops}
         volts: dict[str, list[Tensor]] = {k: [] for k in self.pops}

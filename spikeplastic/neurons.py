@@ -102,10 +102,10 @@ class LIF(nn.Module):
                 t = t.expand(n).clone()
             return t
 
-        self.du = Constrained(q("du", du), "unit", learn_decay)
-        self.dv = Constrained(q("dv", dv), "unit", learn_decay)
-        self.vth = Constrained(q("vth", vth), "positive", learn_threshold)
-        self.bias = Constrained(q("bias", bias), "real", learn_bias)
+        self.du = Constrained(q("du", du), "unit", learn_decay, name="du", flag="learn_decay")
+        self.dv = Constrained(q("dv", dv), "unit", learn_decay, name="dv", flag="learn_decay")
+        self.vth = Constrained(q("vth", vth), "positive", learn_threshold, name="vth", flag="learn_threshold")
+        self.bias = Constrained(q("bias", bias), "real", learn_bias, name="bias", flag="learn_bias")
         #: set by :func:`spikeplastic.quant.loihi_legal`: the integer state unit (Loihi emulation)
         self.quantum: Callable[[], Tensor] | None = None
 

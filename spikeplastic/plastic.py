@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from . import ir
 from ._params import Constrained
-from ._validation import check_choice, check_int, check_positive, check_range
+from ._validation import check_choice, check_finite, check_int, check_positive, check_range
 from .modulation import Neuromodulation
 from .rules import PlasticityRule, make_rule, rule_from_ir
 
@@ -52,7 +52,8 @@ class PlasticLinear(nn.Module):
         decay: rate in [0, 1] (0: none); learn_decay makes it learnable (sigmoid).
         clip: clip ``H`` to ``[-clip, clip]`` (torch only; not exportable to Lava).
         modulation: a :class:`~spikeplastic.modulation.Neuromodulation` third factor, or None.
-        weight: initial fixed weight ``[n_out, n_in]`` (default ``U(-1/sqrt(n_in), 1/sqrt(n_in))``).
+        weight: initial fixed weight ``[n_out, n_in]`` (default ``U(-s/sqrt(n_in), s/sqrt(n_in))`` with
+            ``s = weight_scale``, a finite number >= 0). Every initial value must be finite.
         learn_weight, learn_alpha: make ``w`` / ``alpha`` learnable.
         rule_input_grad: whether gradients flow from the rule back into the activity it reads.
             ``True`` (default): exact (surrogate) BPTT through ``pre``/``post`` into ``e``.
@@ -101,25 +102,26 @@ class PlasticLinear(nn.Module):
             raise ValueError("modulation needs a plasticity rule (rule=None makes the projection static)")
         self.modulation = modulation
         if weight is None:
-            bound = weight_scale / math.sqrt(n_in)
+            check_positive("weight_scale", weight_scale, allow_zero=True)
+            bound = float(weight_scale) / math.sqrt(n_in)
             weight = torch.empty(n_out, n_in).uniform_(-bound, bound)
         if not isinstance(weight, Tensor) or tuple(weight.shape) != (n_out, n_in):
             raise ValueError(f"weight must be a tensor of shape [{n_out}, {n_in}], got {getattr(weight, 'shape', weight)!r}")
-        self.weight = Constrained(weight.detach(), "real", learn_weight)
+        self.weight = Constrained(weight.detach(), "real", learn_weight, name="weight", flag="learn_weight")
         self.alpha: Constrained | None = None
         if self.rule is not None and self.alpha_mode != "none":
-            a = torch.as_tensor(alpha_init)
-            a = a if a.is_floating_point() else a.to(torch.get_default_dtype())
+            a = check_finite("alpha_init", alpha_init)
             if self.alpha_mode == "per_synapse":
                 a = a.expand(n_out, n_in).clone() if a.dim() == 0 else a
                 if tuple(a.shape) != (n_out, n_in):
                     raise ValueError(f"alpha_init must be a scalar or [{n_out}, {n_in}], got {tuple(a.shape)}")
             elif a.dim() != 0:
                 raise ValueError(f"alpha_init must be a scalar with alpha='shared', got shape {tuple(a.shape)}")
-            self.alpha = Constrained(a, "real", learn_alpha)
-        self.decay = Constrained(decay, "open_unit" if learn_decay else "unit", learn_decay)
+            self.alpha = Constrained(a, "real", learn_alpha, name="alpha_init", flag="learn_alpha")
+        self.decay = Constrained(decay, "open_unit" if learn_decay else "unit", learn_decay, name="decay",
+                                 flag="learn_decay")
         if not isinstance(rule_input_grad, bool):
-            raise TypeError(f"rule_input_grad must be a bool, got {type(rule_input_grad).__name__} {rule_input_grad!r}")
+            raise TypeError(f"rule_input_grad: expected a bool, got {type(rule_input_grad).__name__} {rule_input_grad!r}")
         self.rule_input_grad = rule_input_grad
 
     @property

@@ -76,10 +76,10 @@ class STDP(PlasticityRule):
         check_positive("a_minus", a_minus, allow_zero=True)
         check_range("tau_plus", tau_plus, 1.0, math.inf)
         check_range("tau_minus", tau_minus, 1.0, math.inf)
-        self.a_plus = Constrained(a_plus, "nonneg", learn)
-        self.a_minus = Constrained(a_minus, "nonneg", learn)
-        self.tau_plus = Constrained(tau_plus, "ge_one", learn)
-        self.tau_minus = Constrained(tau_minus, "ge_one", learn)
+        self.a_plus = Constrained(a_plus, "nonneg", learn, name="a_plus")
+        self.a_minus = Constrained(a_minus, "nonneg", learn, name="a_minus")
+        self.tau_plus = Constrained(tau_plus, "ge_one", learn, name="tau_plus")
+        self.tau_minus = Constrained(tau_minus, "ge_one", learn, name="tau_minus")
 
     def initial_state(self, batch: int, n_pre: int, n_post: int, like: Tensor) -> STDPTraces:
         return STDPTraces(like.new_zeros(batch, n_pre), like.new_zeros(batch, n_post))
@@ -102,7 +102,7 @@ class Hebb(PlasticityRule):
     def __init__(self, eta: float = 0.01, *, learn: bool = True) -> None:
         super().__init__()
         check_range("eta", eta, 0.0, 1.0)
-        self.eta = Constrained(eta, "open_unit" if learn else "unit", learn)
+        self.eta = Constrained(eta, "open_unit" if learn else "unit", learn, name="eta")
 
     def initial_state(self, batch: int, n_pre: int, n_post: int, like: Tensor) -> NoState:
         return NoState()
@@ -120,7 +120,7 @@ class Oja(PlasticityRule):
     def __init__(self, eta: float = 0.01, *, learn: bool = True) -> None:
         super().__init__()
         check_range("eta", eta, 0.0, 1.0)
-        self.eta = Constrained(eta, "open_unit" if learn else "unit", learn)
+        self.eta = Constrained(eta, "open_unit" if learn else "unit", learn, name="eta")
 
     def initial_state(self, batch: int, n_pre: int, n_post: int, like: Tensor) -> NoState:
         return NoState()

@@ -1,12 +1,12 @@
 """Pieces shared by the baseline models: constrained scalars, plastic mat-vec, checks."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from spikeplastic._validation import check_choice, check_int, check_tensor, logit
+from spikeplastic._validation import check_choice, check_int, check_state_batch, check_tensor, logit
 
 AlphaMode = Literal["per_synapse", "shared"]
 ALPHA_MODES: tuple[str, ...] = ("per_synapse", "shared")
@@ -55,9 +55,12 @@ def check_init_std(value: float, name: str = "init_std") -> float:
     return float(value)
 
 
-def check_step_input(x: Tensor, n_in: int) -> Tensor:
-    """Cheap per-step check that ``x`` is a floating ``[B, n_in]`` tensor."""
-    return check_tensor("x", x, ndim=2, last_dim=n_in, finite=False)
+def check_step_input(x: Tensor, n_in: int, state: Any = None) -> Tensor:
+    """Cheap per-step check that ``x`` is a floating ``[B, n_in]`` tensor and ``state`` one for ``B`` samples."""
+    check_tensor("x", x, ndim=2, last_dim=n_in, finite=False)
+    if state is not None:
+        check_state_batch("state", state, x.shape[0])
+    return x
 
 
 def plastic_matvec(w: Tensor, alpha: Tensor, hebb: Tensor, pre: Tensor) -> Tensor:

@@ -162,7 +162,7 @@ class Backpropamine(EpisodeModel):
         return torch.tanh(self.modulation(h)).squeeze(-1)
 
     def step(self, x: Tensor, state: BackpropamineState) -> tuple[Tensor, BackpropamineState]:
-        check_step_input(x, self.n_in)
+        check_step_input(x, self.n_in, state)
         h_prev = state.h
         h = torch.tanh(self.w_in(x) + plastic_matvec(self.w, self.alpha, state.hebb, h_prev))
         elig = state.elig

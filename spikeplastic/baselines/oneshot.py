@@ -150,7 +150,7 @@ class OneShotPlastic(EpisodeModel):
         return feats.mean(dim=(-2, -1))
 
     def step(self, x: Tensor, state: OneShotState) -> tuple[Tensor, OneShotState]:
-        check_step_input(x, self.n_in)
+        check_step_input(x, self.n_in, state)
         z = self.embedding(x[:, : self.img_pixels])
         label = x[:, self.img_pixels :]
         logits = plastic_matvec(self.w, self.alpha, state.hebb, z)

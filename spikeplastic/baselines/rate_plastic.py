@@ -198,7 +198,7 @@ class PlasticRNN(EpisodeModel):
         return lean.plastic_rnn_forward(self, inputs, state)
 
     def step(self, x: Tensor, state: PlasticRNNState) -> tuple[Tensor, PlasticRNNState]:
-        check_step_input(x, self.n_in)
+        check_step_input(x, self.n_in, state)
         pre = self._presynaptic(state.y)
         inp = x if self.in_proj is None else self.in_proj(x)
         y = torch.tanh(plastic_matvec(self.w, self.alpha, state.hebb, pre) + inp)

@@ -60,7 +60,7 @@ class RNN(EpisodeModel):
         return RNNState(h=self.readout.weight.new_zeros(batch, self.n_hidden))
 
     def step(self, x: Tensor, state: RNNState) -> tuple[Tensor, RNNState]:
-        check_step_input(x, self.n_in)
+        check_step_input(x, self.n_in, state)
         h = torch.tanh(self.w_in(x) + self.w(state.h))
         return self.readout(h), RNNState(h=h)
 
@@ -98,6 +98,6 @@ class LSTM(EpisodeModel):
         return LSTMState(h=like.new_zeros(batch, self.n_hidden), c=like.new_zeros(batch, self.n_hidden))
 
     def step(self, x: Tensor, state: LSTMState) -> tuple[Tensor, LSTMState]:
-        check_step_input(x, self.n_in)
+        check_step_input(x, self.n_in, state)
         h, c = self.cell(x, (state.h, state.c))
         return self.readout(h), LSTMState(h=h, c=c)

@@ -11,13 +11,13 @@ Modules: :mod:`.protocol` (task/model interfaces), :mod:`.config` (:class:`Train
 :mod:`.compare` (multi-model, multi-seed runs), :mod:`.plot` (rasters and weight traces).
 This package imports neither the tasks nor the models at import time (they import it).
 """
-from .checkpoint import load_checkpoint, load_ir
+from .checkpoint import CheckpointError, load_checkpoint, load_ir
 from .config import TASK_DEFAULTS, TrainConfig, recommended
 from .devices import resolve_device
 from .episodes import a2c_episode, discounted_returns, supervised_episode
 from .metrics import read_metrics
 from .protocol import LEAN_MODES, Episode, EpisodeModel, RLTask, SupervisedTask, Task, run_supervised
-from .trainer import Trainer, TrainResult, World, count_parameters, train
+from .trainer import Trainer, TrainingError, TrainResult, World, count_parameters, train
 
 __all__ = [
     "Episode",
@@ -34,6 +34,8 @@ __all__ = [
     "TrainResult",
     "World",
     "train",
+    "TrainingError",
+    "CheckpointError",
     "count_parameters",
     "resolve_device",
     "supervised_episode",

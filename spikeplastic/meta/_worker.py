@@ -1,11 +1,12 @@
 """Child process of :mod:`spikeplastic.meta.compare`: one training run, then its peak memory.
 
-Usage: ``python -m spikeplastic.meta._worker CONFIG.json RESULT.json [--resume]``. ``CONFIG.json``
+Usage: ``python -m spikeplastic.meta._worker CONFIG.json RESULT.json [--resume | --overwrite]``. ``CONFIG.json``
 holds a ``TrainConfig.to_dict()``; ``RESULT.json`` receives the run summary with ``peak_rss_mb``
 (the process's resident-set high-water mark, ``getrusage(RUSAGE_SELF).ru_maxrss``, at the end) and
 ``baseline_rss_mb`` (the same after imports and task construction, before the model is built).
 ``--resume``: continue from ``config.out/checkpoint.pt`` when it exists (memory figures are then
-those of the resuming process).
+those of the resuming process; without a checkpoint the run starts afresh, replacing what an
+earlier attempt logged). ``--overwrite``: start afresh even if the folder holds a run.
 """
 from __future__ import annotations
 
@@ -23,20 +24,27 @@ def _rss_mb() -> float:
 
 def main(argv: list[str]) -> int:
     from .config import TrainConfig
-    from .trainer import Trainer, build_task
+    from .trainer import Trainer, TrainingError, build_task
 
     from .checkpoint import CHECKPOINT_NAME
 
-    if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] != "--resume"):
-        raise SystemExit("usage: python -m spikeplastic.meta._worker CONFIG.json RESULT.json [--resume]")
+    flags = argv[2:]
+    if len(argv) < 2 or len(flags) > 1 or not set(flags) <= {"--resume", "--overwrite"}:
+        raise SystemExit("usage: python -m spikeplastic.meta._worker CONFIG.json RESULT.json [--resume | --overwrite]")
     cfg_path, out_path = argv[:2]
     with open(cfg_path) as fh:
         config = TrainConfig.from_dict(json.load(fh))
-    resume = len(argv) == 3 and config.out is not None and (Path(config.out) / CHECKPOINT_NAME).is_file()
+    has_ckpt = config.out is not None and (Path(config.out) / CHECKPOINT_NAME).is_file()
+    resume = "--resume" in flags and has_ckpt
+    overwrite = "--overwrite" in flags or ("--resume" in flags and not has_ckpt)
     task = build_task(config)
     baseline = _rss_mb()
     t0 = time.perf_counter()
-    res = Trainer(config, task=task).run(resume=resume)
+    try:
+        res = Trainer(config, task=task).run(resume=resume, overwrite=overwrite)
+    except TrainingError as e:  # one line for compare's report, not a traceback
+        print(f"TrainingError: {e}", file=sys.stderr)
+        return 1
     out = {
         "model": config.model, "seed": config.seed, "episodes": res.episodes, "n_params": res.n_params,
         "final_metric": res.final_metric, "seconds": time.perf_counter() - t0, "skipped": res.skipped,

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ __all__ = [
     "CHECKPOINT_NAME",
     "save_checkpoint",
     "load_checkpoint",
+    "read_torch_file",
+    "CheckpointError",
     "load_ir",
     "network_of",
     "ir_payload",
@@ -118,27 +122,88 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
     return path
 
 
+class CheckpointError(ValueError):
+    """A file that is not a readable checkpoint; the message is one line naming the file and the
+    reason (``reason``: the reason alone)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+
+def _unreadable(p: Path, reason: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {str(p)!r} cannot be read: {reason}", reason)
+
+
+#: keys every checkpoint written by the trainer holds
+REQUIRED_KEYS = ("episode", "config", "model_state")
+
+
+def _unreadable_reason(error: BaseException) -> str:
+    """One line saying why ``torch.load`` failed on ``p`` (never torch's advice to load with
+    ``weights_only=False``, which would run code from the file)."""
+    msg = str(error)
+    if "weights_only" in msg or "Weights only" in msg or isinstance(error, pickle.UnpicklingError):
+        return ("it holds Python objects other than tensors and plain data, so it was not written by "
+                "spikeplastic (checkpoints are loaded without running code from the file)")
+    first = next((line.strip() for line in msg.splitlines() if line.strip()), type(error).__name__)
+    return f"the file is corrupt ({first[:200]})"
+
+
+def read_torch_file(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with a one-line :class:`CheckpointError` naming the
+    file when it cannot be read (empty, truncated, corrupt, not a torch file, pickled objects).
+
+    The one place where spikeplastic reads a torch file (training checkpoints, exported IRs).
+
+    Raises:
+        FileNotFoundError: no file at ``path``. CheckpointError: the file cannot be read.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {str(p)!r}")
+    size = p.stat().st_size
+    if size == 0:
+        raise _unreadable(p, "the file is empty (0 bytes)")
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PK\x03\x04" and not zipfile.is_zipfile(p):
+        raise _unreadable(p, f"the file is truncated or corrupt (an incomplete zip archive of {size} bytes)")
+    if magic == b"PK\x03\x04":
+        with zipfile.ZipFile(p) as zf:
+            if not any(n.endswith("data.pkl") for n in zf.namelist()):
+                raise _unreadable(p, "a zip archive but not a torch file (no data.pkl inside)")
+    elif magic[:1] != b"\x80":  # neither torch's zip nor its legacy pickle format
+        raise _unreadable(p, f"not a torch file (it starts with {magic!r})")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for unreadable files
+        raise _unreadable(p, _unreadable_reason(e)) from None
+
+
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by the trainer (``weights_only`` loading: no code runs).
 
     ``path`` may be the file or the run folder holding ``checkpoint.pt``.
 
     Raises:
-        FileNotFoundError: nothing at ``path``. ValueError: not a spikeplastic checkpoint.
+        FileNotFoundError: nothing at ``path``. CheckpointError (a ``ValueError``): not a readable
+        spikeplastic checkpoint; the message is one line naming the file and the reason.
     """
     p = Path(path)
     if p.is_dir():
         p = p / CHECKPOINT_NAME
     if not p.is_file():
         raise FileNotFoundError(f"no checkpoint at {str(p)!r} (expected a file written by 'spikeplastic train')")
-    try:
-        data = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"{str(p)!r} is not a readable spikeplastic checkpoint: {e}") from e
+    data = read_torch_file(p, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{str(p)!r} is not a spikeplastic checkpoint (no format tag {FORMAT!r})")
-    if int(data.get("version", 0)) > VERSION:
-        raise ValueError(f"checkpoint version {data['version']} is newer than this spikeplastic supports ({VERSION})")
+        raise CheckpointError(f"checkpoint {str(p)!r} is not a spikeplastic checkpoint (no format tag {FORMAT!r})")
+    version = data.get("version", 0)
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"checkpoint {str(p)!r} has version {version!r}; this spikeplastic reads up to {VERSION}")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(p)!r} is incomplete: it lacks {missing}")
     return data
 
 

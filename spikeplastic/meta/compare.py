@@ -87,6 +87,8 @@ class CompareConfig:
             already there is not trained again, an interrupted one goes on exactly where its
             checkpoint left it, a longer comparison extends the shorter one. Runs without a
             checkpoint start afresh. The other settings must equal the checkpoint's.
+        overwrite: without ``resume``, run folders that already hold a run are an error
+            (``FileExistsError`` before anything runs) unless this is set; then they are replaced.
     """
 
     task: str
@@ -104,9 +106,15 @@ class CompareConfig:
     train_overrides: Mapping[str, Any] = field(default_factory=dict)
     lean: str = "auto"
     resume: bool = False
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         check_lean(self.lean)
+        for name in ("resume", "overwrite", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name}: expected a bool, got {getattr(self, name)!r}")
+        if self.resume and self.overwrite:
+            raise ValueError("resume=True and overwrite=True contradict each other: choose one")
         if isinstance(self.models, str) or not isinstance(self.models, Sequence) or not self.models:
             raise TypeError(f"models must be a non-empty sequence of model ids, got {self.models!r}")
         object.__setattr__(self, "models", tuple(self.models))
@@ -136,7 +144,7 @@ class CompareConfig:
         return TrainConfig(**d)
 
 
-def _run_one(cfg: TrainConfig, threads: int | None, resume: bool = False) -> dict[str, Any]:
+def _run_one(cfg: TrainConfig, threads: int | None, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     out = Path(cfg.out or ".")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=out, delete=False) as fh:
@@ -146,7 +154,8 @@ def _run_one(cfg: TrainConfig, threads: int | None, resume: bool = False) -> dic
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
     result = out / "run.json"
-    argv = [sys.executable, "-m", "spikeplastic.meta._worker", cfg_path, str(result)] + (["--resume"] if resume else [])
+    argv = ([sys.executable, "-m", "spikeplastic.meta._worker", cfg_path, str(result)]
+            + (["--resume"] if resume else []) + (["--overwrite"] if overwrite else []))
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     os.unlink(cfg_path)
     if proc.returncode != 0:
@@ -277,21 +286,28 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
 
     from ..models import make_model
     from ..tasks import make_task
-    from .trainer import _progress_enabled, apply_lean
+    from .trainer import _progress_enabled, apply_lean, holds_run
 
     if not isinstance(cfg, CompareConfig):
         raise TypeError(f"cfg must be a CompareConfig, got {type(cfg).__name__}")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out: expected a folder (existing or to be created), got the file {cfg.out!r}")
     task = make_task(cfg.task, **cfg.task_kwargs)
     for m in cfg.models:  # fail early on unknown ids, bad overrides or lean="on" without a lean op
         apply_lean(make_model(m, task, **cfg.model_kwargs.get(m, {})), task, cfg.train_config(m, 0).lean)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     jobs = [cfg.train_config(m, s) for m in cfg.models for s in range(cfg.seeds)]
+    held = [str(j.out) for j in jobs if j.out is not None and holds_run(j.out)]
+    if held and not (cfg.resume or cfg.overwrite):
+        raise FileExistsError(f"out: {cfg.out!r} already holds runs ({', '.join(held)}); pass resume=True to "
+                              "continue them or overwrite=True to replace them (CLI: --resume / --overwrite), "
+                              "or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // cfg.jobs) if cfg.jobs > 1 else None
     bar = tqdm(total=len(jobs), disable=not _progress_enabled(cfg.progress), desc=f"compare on {cfg.task}")
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in cfg.models}
     with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-        for tc, res in zip(jobs, pool.map(lambda c: _run_one(c, threads, cfg.resume), jobs)):
+        for tc, res in zip(jobs, pool.map(lambda c: _run_one(c, threads, cfg.resume, cfg.overwrite), jobs)):
             runs[tc.model].append(res)
             bar.update(1)
     bar.close()

@@ -9,7 +9,11 @@ from typing import Any
 
 from .protocol import check_lean
 
-__all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "recommended", "task_fields"]
+__all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "MAX_LR", "recommended", "task_fields"]
+
+#: Largest accepted Adam learning rate. Adam moves every parameter by up to about ``lr`` per step,
+#: so a larger value can only blow the parameters up (and past ~3e37 overflows float32 inside Adam).
+MAX_LR = 1.0
 
 #: Per-task outer-loop defaults (the papers' settings where they exist): Adam learning rate and
 #: episodes per optimiser step, and for ``cue`` the original Backpropamine cue-reward runs'
@@ -68,7 +72,7 @@ class TrainConfig:
         model: model id for :func:`spikeplastic.models.make_model` (or a label, likewise).
         episodes: total number of outer steps (each one batch of ``batch`` episodes).
         batch: episodes per outer step (with ``torchrun``: the *total* over all processes).
-        lr: Adam learning rate. weight_decay: Adam's L2 coefficient.
+        lr: Adam learning rate, in ``(0, MAX_LR]`` (:data:`MAX_LR` = 1). weight_decay: Adam's L2 coefficient.
         clip: max global gradient norm (``torch.nn.utils.clip_grad_norm_``); ``None`` disables.
         seed: ``torch.manual_seed(seed)`` before the model is built; the task generator is
             ``torch.Generator().manual_seed(seed)``; A2C actions use a second generator
@@ -126,6 +130,9 @@ class TrainConfig:
         _int("episodes", self.episodes, 1)
         _int("batch", self.batch, 1)
         _float("lr", self.lr, positive=True)
+        if self.lr > MAX_LR:
+            raise ValueError(f"lr: expected a finite float in (0, {MAX_LR:g}] (Adam moves each parameter by up to "
+                             f"about lr per step), got {self.lr!r}")
         _float("weight_decay", self.weight_decay)
         if self.clip is not None:
             _float("clip", self.clip, positive=True)

@@ -71,6 +71,7 @@ def train_distributed(
     config: TrainConfig,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     backend: str | None = None,
     task: SupervisedTask | RLTask | None = None,
     model: EpisodeModel | None = None,
@@ -79,6 +80,7 @@ def train_distributed(
 
     ``backend``: ``"gloo"`` (default on CPU) or ``"nccl"`` (default on CUDA; each process uses
     GPU ``LOCAL_RANK``). Initialises the default process group if needed and destroys it after.
+    ``resume``, ``overwrite``: as in :meth:`~spikeplastic.meta.trainer.Trainer.run`.
     """
     device = resolve_device(config.device)
     if device.type == "cuda":
@@ -92,7 +94,7 @@ def train_distributed(
     if own:
         dist.init_process_group(backend)
     try:
-        return Trainer(config, task=task, model=model, world=DistributedWorld()).run(resume=resume)
+        return Trainer(config, task=task, model=model, world=DistributedWorld()).run(resume=resume, overwrite=overwrite)
     finally:
         if own:
             dist.destroy_process_group()

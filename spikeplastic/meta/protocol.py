@@ -30,6 +30,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from .._validation import check_state_batch, check_tensor
+
 __all__ = ["Episode", "EpisodeModel", "SupervisedTask", "RLTask", "Task", "run_supervised", "LEAN_MODES", "check_lean"]
 
 #: values of the ``lean`` setting (models, :class:`~spikeplastic.meta.config.TrainConfig`, ``--lean``)
@@ -117,7 +119,12 @@ class EpisodeModel(nn.Module, ABC):
         """Run a whole input sequence ``[T, B, n_in]``; returns outputs ``[T, B, n_out]`` and the final state.
 
         Runs :meth:`lean_forward` instead of the step loop when :meth:`use_lean` says so.
+        ``T`` and ``B`` must be >= 1 (``ValueError`` naming ``inputs`` otherwise); a given ``state``
+        must be one for ``B`` samples (``ValueError`` naming ``state`` otherwise).
         """
+        check_tensor("inputs", inputs, ndim=3, last_dim=self.n_in, finite=False, nonempty=True)
+        if state is not None:
+            check_state_batch("state", state, inputs.shape[1])
         if self.use_lean():
             return self.lean_forward(inputs, state)
         if state is None:

@@ -19,7 +19,14 @@ through :mod:`spikeplastic.lean` instead of the per-step autograd graph; ``lean=
 the step loop (:class:`~.config.TrainConfig`).
 
 Robustness: a NaN/inf loss or gradient norm skips the optimiser step (logged as ``skipped``,
-with a warning); training goes on.
+with a warning); training goes on. A run whose every step was skipped raises
+:class:`TrainingError` at the end (it did not train). A parameter that becomes NaN/inf after an
+optimiser step stops training at once with :class:`TrainingError` naming it; the last
+checkpoint written before (all of whose parameters were finite) is kept.
+
+Output folder: a fresh run (``resume=False``) refuses a folder that already holds a run
+(``checkpoint.pt`` or ``metrics.jsonl``) unless ``overwrite=True`` (``FileExistsError``, before
+anything is written).
 """
 from __future__ import annotations
 
@@ -43,7 +50,8 @@ from .episodes import EpisodeResult, a2c_episode, supervised_episode
 from .metrics import METRICS_NAME, MetricsLog
 from .protocol import EpisodeModel, RLTask, SupervisedTask, check_lean
 
-__all__ = ["Trainer", "TrainResult", "World", "train", "build_task", "build_model", "count_parameters", "apply_lean"]
+__all__ = ["Trainer", "TrainResult", "TrainingError", "World", "train", "build_task", "build_model", "count_parameters",
+           "apply_lean", "holds_run"]
 
 log = logging.getLogger("spikeplastic.meta")
 
@@ -54,6 +62,23 @@ RESUME_FIELDS = ("task", "model", "batch", "lr", "weight_decay", "clip", "seed",
                  "entropy_kind", "adam_eps", "task_kwargs", "model_kwargs")
 #: values of fields added after the first checkpoints were written (an old checkpoint trained with these)
 _RESUME_FIELD_DEFAULTS = {"entropy_kind": "shannon", "adam_eps": 1e-8}
+
+
+class TrainingError(RuntimeError):
+    """Training stopped or produced nothing: every optimiser step was skipped as non-finite, or a
+    parameter became NaN/inf (``parameter`` names it). ``checkpoint``: the last good checkpoint
+    kept on disk (``None`` when none was written)."""
+
+    def __init__(self, message: str, *, parameter: str | None = None, checkpoint: Path | None = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.checkpoint = checkpoint
+
+
+def holds_run(folder: str | os.PathLike[str]) -> list[str]:
+    """The run files (``checkpoint.pt``, ``metrics.jsonl``) that ``folder`` already holds."""
+    p = Path(folder)
+    return [n for n in (CHECKPOINT_NAME, METRICS_NAME) if (p / n).exists()]
 
 
 class World:
@@ -166,6 +191,8 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = config
+        if config.out is not None and Path(config.out).exists() and not Path(config.out).is_dir():
+            raise ValueError(f"out: expected a folder (existing or to be created), got the file {config.out!r}")
         self.world = world or World()
         if config.batch % self.world.size:
             raise ValueError(f"batch={config.batch} must be divisible by the number of processes ({self.world.size})")
@@ -191,6 +218,18 @@ class Trainer:
         self.episode = 0
         self.out = None if config.out is None else Path(config.out)
         self.log = MetricsLog(None)
+        self._saved: tuple[Path, int] | None = None  # the last checkpoint written: (path, episode)
+        self._names = {p: n for n, p in self.model.named_parameters()}
+        bad = self._nonfinite()
+        if bad is not None:
+            raise ValueError(f"model parameter {bad!r}: expected finite initial values, got NaN or inf")
+
+    def _nonfinite(self) -> str | None:
+        """Name of the first trainable parameter holding a NaN/inf (``None`` when all are finite)."""
+        ok = torch.stack([torch.isfinite(p.detach()).all() for p in self.params])
+        if bool(ok.all()):  # one device sync per step
+            return None
+        return next(self._names.get(p, "?") for p, good in zip(self.params, ok.tolist()) if not good)
 
     # ---- one outer step ------------------------------------------------------------------
     @property
@@ -247,10 +286,14 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.episode += 1
-        return {
+        rec: dict[str, Any] = {
             "phase": "train", "episode": self.episode, "loss": loss_v, "metric": metric_v,
             "seconds": time.perf_counter() - t0, "skipped": skipped, "grad_norm": float(norm),
         }
+        bad = self._nonfinite()  # also after a skipped step: a model may have written into a parameter
+        if bad is not None:
+            rec["nonfinite_parameter"] = bad
+        return rec
 
     @torch.no_grad()
     def evaluate(self, batch: int | None = None) -> dict[str, Any]:
@@ -303,7 +346,9 @@ class Trainer:
         """Write ``out/checkpoint.pt`` (main process only)."""
         if self.out is None or not self.world.is_main:
             return None
-        return save_checkpoint(self.out / CHECKPOINT_NAME, self.checkpoint_payload())
+        path = save_checkpoint(self.out / CHECKPOINT_NAME, self.checkpoint_payload())
+        self._saved = (path, self.episode)
+        return path
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore model, optimiser, RNG states, episode count and history from a checkpoint."""
@@ -320,38 +365,67 @@ class Trainer:
         restore_rng(ck["rng"], {"task": self.task_gen, "action": self.action_gen})
         self.episode = int(ck["episode"])
         self.log = MetricsLog(None, history=ck["history"])
+        self._saved = (Path(path), self.episode)
+
+    def _stop_nonfinite(self, name: str, episode: int) -> None:
+        kept = (f"the last good checkpoint {str(self._saved[0])!r} (episode {self._saved[1]}) is kept"
+                if self._saved is not None else "no checkpoint had been written yet")
+        raise TrainingError(
+            f"parameter {name!r} became NaN/inf at episode {episode}; training stopped and "
+            f"{kept}. Lower lr (now {self.config.lr:g}) or clip the gradient norm (clip, now {self.config.clip})",
+            parameter=name, checkpoint=None if self._saved is None else self._saved[0])
 
     # ---- the loop -------------------------------------------------------------------------
-    def run(self, *, resume: bool = False) -> TrainResult:
+    def run(self, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
         """Train until ``config.episodes`` outer steps are done (continuing a checkpoint with ``resume``).
 
+        ``overwrite``: start afresh in a folder that already holds a run, replacing it.
+
         Raises:
+            FileExistsError: ``config.out`` already holds a run and neither ``resume`` nor
+                ``overwrite`` is set (checked before anything is written).
             FileNotFoundError: ``resume=True`` without ``out/checkpoint.pt``.
-            ValueError: ``resume=True`` with a config that differs from the checkpoint's.
+            ValueError: ``resume=True`` with a config that differs from the checkpoint's, or with
+                ``overwrite=True``. CheckpointError: the checkpoint to resume cannot be read.
+            TrainingError: every optimiser step was skipped, or a parameter became NaN/inf.
         """
         cfg = self.config
         t_start = time.perf_counter()
+        if resume and overwrite:
+            raise ValueError("resume=True and overwrite=True contradict each other: choose one")
+        main = self.world.is_main
+        if self.out is not None and main and not resume:
+            existing = holds_run(self.out)
+            if existing and not overwrite:
+                raise FileExistsError(
+                    f"out: {str(self.out)!r} already holds a run ({', '.join(existing)}); pass resume=True to "
+                    "continue it or overwrite=True to replace it (CLI: --resume / --overwrite), "
+                    "or choose another folder")
+            if existing:  # overwrite: no stale checkpoint may outlive the metrics rewritten below
+                (self.out / CHECKPOINT_NAME).unlink(missing_ok=True)
         if resume:
             if self.out is None:
                 raise ValueError("resume=True needs config.out (the folder holding checkpoint.pt)")
             self.load(self.out / CHECKPOINT_NAME)
-        main = self.world.is_main
         self.log = MetricsLog(self.out / METRICS_NAME if (self.out is not None and main) else None,
                               history=self.log.records)
-        if self.out is not None and main and not resume and (self.out / CHECKPOINT_NAME).exists():
-            log.warning("%s already holds a checkpoint; starting afresh (it will be overwritten)", self.out)
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.episodes, initial=self.episode, disable=not (main and _progress_enabled(cfg.progress)),
                    desc=f"{cfg.model} on {cfg.task}", dynamic_ncols=True, leave=True)
-        skipped = 0
+        skipped = steps = 0
         ema_loss = ema_metric = None
         try:
             while self.episode < cfg.episodes:
                 rec = self.step()
+                steps += 1
                 skipped += int(rec["skipped"])
-                if main and (self.episode % cfg.log_every == 0 or rec["skipped"] or self.episode == cfg.episodes):
+                bad = rec.get("nonfinite_parameter")
+                if main and (self.episode % cfg.log_every == 0 or rec["skipped"] or bad
+                             or self.episode == cfg.episodes):
                     self.log.write(rec)
+                if bad is not None:
+                    self._stop_nonfinite(bad, rec["episode"])
                 if math.isfinite(rec["loss"]):
                     ema_loss = rec["loss"] if ema_loss is None else 0.9 * ema_loss + 0.1 * rec["loss"]
                 ema_metric = rec["metric"] if ema_metric is None else 0.9 * ema_metric + 0.1 * rec["metric"]
@@ -366,6 +440,12 @@ class Trainer:
             bar.close()
         self.save()
         self.world.barrier()
+        if steps and skipped == steps:
+            where = f"; see {self.out / METRICS_NAME}" if self.out is not None else ""
+            raise TrainingError(
+                f"every one of the {steps} optimiser steps of this run was skipped because the loss or the gradient "
+                f"was NaN/inf: the model did not train{where}. Check the task's inputs and the model's settings, "
+                f"or lower lr (now {cfg.lr:g})", checkpoint=None if self._saved is None else self._saved[0])
         train_recs = [r for r in self.log.records if r.get("phase") == "train"]
         tail = [r["metric"] for r in train_recs[-10:]]
         final = sum(tail) / len(tail) if tail else float("nan")
@@ -380,11 +460,13 @@ def train(
     config: TrainConfig,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     task: SupervisedTask | RLTask | None = None,
     model: EpisodeModel | None = None,
 ) -> TrainResult:
-    """Meta-train ``config.model`` on ``config.task`` in this process (see :class:`Trainer`)."""
-    return Trainer(config, task=task, model=model).run(resume=resume)
+    """Meta-train ``config.model`` on ``config.task`` in this process (see :class:`Trainer` and
+    :meth:`Trainer.run` for ``resume``/``overwrite`` and the errors)."""
+    return Trainer(config, task=task, model=model).run(resume=resume, overwrite=overwrite)
 
 
 def config_from_checkpoint(ck: Mapping[str, Any]) -> TrainConfig:

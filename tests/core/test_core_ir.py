@@ -159,9 +159,10 @@ def small_networks(draw: st.DrawFn) -> tuple[Network, int]:
     for pre, post in chosen:
         kind = draw(st.sampled_from([None, "stdp", "hebb", "oja"]))
         learn = draw(st.booleans())
+        amp = st.floats(1e-4 if learn else 0.0, 0.3)  # a learnable amplitude must be > 0 (softplus)
         rule = {None: lambda: None,
-                "stdp": lambda: STDP(draw(st.floats(0.0, 0.3)), draw(st.floats(0.0, 0.3)),
-                                     draw(st.floats(1.0, 40.0)), draw(st.floats(1.0, 40.0)), learn=learn),
+                "stdp": lambda: STDP(draw(amp), draw(amp),
+                                     draw(st.floats(1.01, 40.0)), draw(st.floats(1.01, 40.0)), learn=learn),
                 "hebb": lambda: Hebb(draw(st.floats(0.01, 0.99)), learn=learn),
                 "oja": lambda: Oja(draw(st.floats(0.01, 0.99)), learn=learn)}[kind]()
         mod = None
@@ -169,10 +170,11 @@ def small_networks(draw: st.DrawFn) -> tuple[Network, int]:
             src = draw(st.sampled_from(["in"] + names))  # (external third factors: see the test above)
             mod = Neuromodulation(draw(st.sampled_from(["simple", "retroactive"])), src,
                                   per_neuron=draw(st.booleans()), eta_e=draw(st.floats(0.01, 0.99)), learn_eta=learn)
+        decay = draw(st.sampled_from([0.0, 0.05, 0.3]))
         projs.append((pre, post, PlasticLinear(
             sizes[pre], sizes[post], rule=rule, alpha=draw(st.sampled_from(["per_synapse", "shared", "none"])),
-            alpha_init=draw(st.floats(-2.0, 2.0)), decay=draw(st.sampled_from([0.0, 0.05, 0.3])),
-            learn_decay=draw(st.booleans()), clip=draw(st.sampled_from([None, 0.5, 3.0])), modulation=mod,
+            alpha_init=draw(st.floats(-2.0, 2.0)), decay=decay,
+            learn_decay=decay > 0 and draw(st.booleans()), clip=draw(st.sampled_from([None, 0.5, 3.0])), modulation=mod,
             weight_scale=2.0, learn_weight=learn, learn_alpha=learn)))
     return Network(n_in, pops, projs, input_kind=draw(st.sampled_from(["spikes", "current"]))), seed
 

@@ -20,7 +20,7 @@ TINY = ["--task", "pattern", "--task-kw", "n_bits=8", "--task-kw", "n_patterns=2
     (["train", "--task", "pattern50", "--model", "rnn", "--episodes", "0"], "--episodes", "positive integer"),
     (["train", "--task", "pattern50", "--model", "rnn", "--episodes", "-5"], "--episodes", "positive integer"),
     (["train", "--task", "pattern50", "--model", "rnn", "--batch", "x"], "--batch", "positive integer"),
-    (["train", "--task", "pattern50", "--model", "rnn", "--lr", "-1"], "--lr", "positive"),
+    (["train", "--task", "pattern50", "--model", "rnn", "--lr", "-1"], "--lr", "finite number in (0, 1]"),
     (["train", "--task", "pattern50", "--model", "rnn", "--task-kw", "n_bitz=4"], "--task-kw", "n_bitz"),
     (["train", "--task", "pattern50", "--model", "rnn", "--task-kw", "oops"], "--task-kw", "KEY=VALUE"),
     (["train", "--task", "pattern50", "--model", "rnn", "--model-kw", "bogus=1"], "--model-kw", "bogus"),

@@ -60,12 +60,12 @@ def test_compare_config_validation() -> None:
         CompareConfig(task="t", models=("rnn",), episodes=1, out="o", bogus=1)  # type: ignore[call-arg]
 
 
-def _cue_compare(out, episodes: int, resume: bool = False):
+def _cue_compare(out, episodes: int, resume: bool = False, overwrite: bool = False):
     from spikeplastic.meta.compare import compare
 
     return compare(CompareConfig(task="cue-small", models=("rnn",), episodes=episodes, seeds=1, out=str(out),
                                  batch=2, progress=False, task_kwargs={"episode_steps": 12},
-                                 model_kwargs={"rnn": {"n_hidden": 4}}, resume=resume))
+                                 model_kwargs={"rnn": {"n_hidden": 4}}, resume=resume, overwrite=overwrite))
 
 
 def test_compare_resume_extends_runs_exactly(tmp_path) -> None:
@@ -87,6 +87,10 @@ def test_compare_resume_extends_runs_exactly(tmp_path) -> None:
     # a run already at `episodes` is not trained again
     again = _cue_compare(tmp_path / "a", 6, resume=True)
     assert len(read_metrics(run_a)) == 6 and again["curves"] == fresh["curves"]
-    # without resume the run starts afresh (and overwrites)
-    _cue_compare(tmp_path / "a", 2)
+    # without resume or overwrite the held runs are refused, untouched; with overwrite they start afresh
+    before = {f: (run_a / f).read_bytes() for f in ("checkpoint.pt", "metrics.jsonl")}
+    with pytest.raises(FileExistsError, match="resume=True.*overwrite=True"):
+        _cue_compare(tmp_path / "a", 2)
+    assert {f: (run_a / f).read_bytes() for f in before} == before
+    _cue_compare(tmp_path / "a", 2, overwrite=True)
     assert len(read_metrics(run_a)) == 2
