@@ -670,6 +670,15 @@ class _Proj:
     def prm(self) -> tuple:
         return (self.alpha, self.dp, self.dm, self.ap, self.am, self.gamma)
 
+    # what a backward keeps on the projection while it runs (workspace, adjoints, sums, buffers)
+    _BACKWARD_ONLY = ("Hw", "gH", "gX", "gY", "gw", "galpha", "s_alpha", "s_gamma", "gdp", "gdm", "gap", "gam",
+                      "gamma_d", "want_alpha", "want_gamma", "recon", "buf", "spare", "Xc", "Yc", "GX", "GY", "GP", "Hs")
+
+    def release_backward(self) -> None:
+        """Drop what a backward left here: the graph keeps only what the forward saved."""
+        for k in self._BACKWARD_ONLY:
+            self.__dict__.pop(k, None)
+
 
 def _lif_chunk(C: Tensor, S: Tensor, u: Tensor, v: Tensor, one_du, one_dv, vth, bias, reset: str):
     """Re-run the LIF of a chunk from its start state with the stored input currents ``C`` ``[L,B,n]``
@@ -1129,7 +1138,8 @@ class _LIFLayerFn(torch.autograd.Function):
             out += [p.gw, ga if p.want_alpha else None, p.gap, p.gam, p.gdp, p.gdm,
                     p.s_gamma if p.want_gamma else None,
                     p.gH if needp(p, 7) else None, p.gX if needp(p, 8) else None, p.gY if needp(p, 9) else None]
-            p.gH = p.Hw = p.buf = p.spare = None
+        for p in projs:
+            p.release_backward()
         return tuple(out)
 
 

@@ -4,13 +4,15 @@ The lean ops rebuild the plastic matrix ``H`` backwards in time in place. They m
 workspace of their own: if they rebuilt it in storage the graph holds, a second backward on the same
 graph (``retain_graph=True``, or ``gradcheck``'s reentrancy check) would start from a reconstructed
 final ``H`` instead of the saved one and differ from the first by rounding -- by luck of the host's
-rounding zero or not. Three checks, for every lean op, backend and backward mode:
+rounding zero or not. Three checks, for every lean op, backend and backward mode (the compiled
+backend in ``test_lean_compile.py``):
 
 - every tensor the graph node holds (its saved tensors and every tensor reachable from its
   attributes: chunk copies of ``H``, neuron-state checkpoints, currents, spike bits) and every output
   is bit-identical before and after a backward -- this fails on any host if the backward writes
   into one of them, whatever the rounding;
-- two backward passes give bit-identical gradients (``torch.equal``: the same ops in the same order);
+- two backward passes give bit-identical gradients (``torch.equal``: the same ops in the same order)
+  (both: the ``reentrant`` fixture, ``conftest.py``);
 - ``torch.autograd.gradcheck(..., nondet_tol=0)`` on every lean op.
 
 Spikes are a step function, so the spiking layer is gradchecked with a surrogate whose derivative is
@@ -40,85 +42,6 @@ class ZeroGrad(Surrogate):
 
     def grad(self, x: Tensor) -> Tensor:
         return torch.zeros_like(x)
-
-
-# =================================================================================================
-# helpers
-# =================================================================================================
-def held_tensors(node: Any) -> dict[str, Tensor]:
-    """Every tensor a custom-Function graph node holds: its saved tensors and every tensor reachable
-    from its attributes (through objects, dicts, lists and tuples), by path."""
-    out: dict[str, Tensor] = {}
-    seen: set[int] = set()
-
-    def walk(obj: Any, path: str) -> None:
-        if isinstance(obj, Tensor):
-            out[path] = obj
-            return
-        if id(obj) in seen:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, dict):
-            for k, v in obj.items():
-                walk(v, f"{path}[{k!r}]")
-        elif isinstance(obj, (list, tuple)):
-            for i, v in enumerate(obj):
-                walk(v, f"{path}[{i}]")
-        elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("spikeplastic"):
-            for k, v in vars(obj).items():
-                walk(v, f"{path}.{k}")
-
-    for i, t in enumerate(node.saved_tensors):
-        walk(t, f"saved[{i}]")
-    for k, v in vars(node).items():
-        walk(v, f"ctx.{k}")
-    return out
-
-
-def lean_nodes(outputs: list[Tensor]) -> list[Any]:
-    """The lean ops' graph nodes upstream of ``outputs``."""
-    nodes: list[Any] = []
-    stack = [t.grad_fn for t in outputs if t.grad_fn is not None]
-    seen: set[int] = set()
-    while stack:
-        fn = stack.pop()
-        if fn is None or id(fn) in seen:
-            continue
-        seen.add(id(fn))
-        if type(fn).__name__ in ("_LIFLayerFnBackward", "_HebbRNNFnBackward"):
-            nodes.append(fn)
-        stack.extend(f for f, _ in fn.next_functions)
-    return nodes
-
-
-def random_loss(outputs: list[Tensor], seed: int = 11) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in outputs)
-
-
-def check_reentrant(outputs: list[Tensor], inputs: list[Tensor]) -> None:
-    """Saved state and outputs unchanged by a backward, and two backward passes bit-identical."""
-    nodes = lean_nodes(outputs)
-    assert nodes, "no lean graph node found"
-    before = [{k: v.clone() for k, v in held_tensors(n).items()} for n in nodes]
-    outs_before = [t.detach().clone() for t in outputs]
-    loss = random_loss(outputs)
-    g1 = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
-    for n, snap in zip(nodes, before):
-        now = held_tensors(n)
-        for k, v in snap.items():
-            same = k in now and torch.equal(now[k], v)
-            assert same, f"the backward wrote into {k} (held by the graph)"
-    for i, (a, b) in enumerate(zip(outputs, outs_before)):
-        same = torch.equal(a, b)
-        assert same, f"the backward wrote into output {i}"
-    g2 = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
-    assert any(g is not None and bool(g.abs().max() > 0) for g in g1), "vacuous: all gradients zero"
-    for i, (a, b) in enumerate(zip(g1, g2)):
-        assert (a is None) == (b is None)
-        if a is not None:
-            same = torch.equal(a, b)
-            assert same, f"gradient {i} differs between two backward passes: {float((a - b).abs().max()):.3g}"
 
 
 # =================================================================================================
@@ -283,27 +206,27 @@ def flat_outputs(rec: Any, st: Any) -> list[Tensor]:
 # =================================================================================================
 @pytest.mark.parametrize("backend", ["reference", "inplace"])
 @pytest.mark.parametrize("case", list(HEBB_CASES), ids=list(HEBB_CASES))
-def test_hebb_rnn_reentrant(case: str, backend: str) -> None:
+def test_hebb_rnn_reentrant(case: str, backend: str, reentrant: Any) -> None:
     f, args = run_hebb(HEBB_CASES[case], backend)
-    check_reentrant(list(f(*args)), args)
+    reentrant(list(f(*args)), args)
 
 
 @pytest.mark.parametrize("backend", ["reference", "inplace"])
 @pytest.mark.parametrize("case", list(LAYER_CASES), ids=list(LAYER_CASES))
-def test_plastic_lif_layer_reentrant(case: str, backend: str) -> None:
+def test_plastic_lif_layer_reentrant(case: str, backend: str, reentrant: Any) -> None:
     f, args = run_layer(LAYER_CASES[case], backend, T=20)
     outs = list(f(*args))
     assert outs[0].sum() > 0.05 * outs[0].numel(), "vacuous: too few spikes"
-    check_reentrant(outs, args)
+    reentrant(outs, args)
 
 
 @pytest.mark.parametrize("backend", ["reference", "inplace"])
-def test_network_forward_reentrant(backend: str) -> None:
+def test_network_forward_reentrant(backend: str, reentrant: Any) -> None:
     net = make_net()
     x = net_input(T=20).requires_grad_(True)
     rec, st = lean.network_forward(net, x, record=("spikes", "voltages", "currents"), backend=backend)
     assert all(s.sum() > 0 for s in rec.spikes.values()), "vacuous: a silent population"
-    check_reentrant(flat_outputs(rec, st), [p for p in net.parameters() if p.requires_grad] + [x])
+    reentrant(flat_outputs(rec, st), [p for p in net.parameters() if p.requires_grad] + [x])
 
 
 def test_returned_H_is_what_the_backward_starts_from() -> None:
