@@ -277,7 +277,7 @@ def test_network_forward_gradcheck(backend: str) -> None:
         pop.spike_fn = ZeroGrad()
     names = [n for n, p in net.named_parameters() if p.requires_grad]
     params = [p.detach().clone().requires_grad_(True) for n, p in net.named_parameters() if p.requires_grad]
-    x = net_input(T=6)
+    x = net_input(T=6, B=1)
 
     def f(*vals: Tensor) -> tuple[Tensor, ...]:
         lnet = lean.LeanNetwork(net, backend=backend)
