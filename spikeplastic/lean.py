@@ -19,11 +19,14 @@ backward runs backwards in time and gets ``H[t]`` back from ``H[t+1]``:
   ``ceil(sqrt(T))``); each chunk is recomputed forward from its copy, then backpropagated: memory
   ``O(T/K * B*N^2 + K * B*N^2)``.
 
-Per plastic projection the peak is about three ``B*N^2`` tensors (working ``H``, its adjoint, the
-caller's copy of the final ``H``; one more buffer for the eager backends' per-synapse alpha) plus
-``O(T*B*N)`` bits and currents; the time per step is a few passes over ``H``. The backward runs
-the kernels once per step; a second backward (``retain_graph=True``) first replays the updates to
-get the final ``H`` back.
+Per plastic projection the peak is about three ``B*N^2`` tensors (the final ``H``, which the
+caller gets and the graph saves; the backward's working copy of it, in which ``H[t]`` is rebuilt;
+its adjoint; one more buffer for the eager backends' per-synapse alpha) plus ``O(T*B*N)`` bits and
+currents; the time per step is a few passes over ``H``. The backward runs the kernels once per
+step and never writes into what the graph saved (the final ``H``, the copies of ``H``, the
+checkpoints): each backward starts from a fresh copy of the saved final ``H``, so a second backward
+(``retain_graph=True``, ``gradcheck``) repeats the first bit for bit. Like any op that saves its
+output, modifying the returned ``H`` in place before the backward is an autograd error.
 
 Ops (functions) and thin wrappers (modules) that run a core model's episode the lean way with the
 same parameters:
@@ -677,6 +680,15 @@ class _Proj:
     def prm(self) -> tuple:
         return (self.alpha, self.dp, self.dm, self.ap, self.am, self.gamma)
 
+    # what a backward keeps on the projection while it runs (workspace, adjoints, sums, buffers)
+    _BACKWARD_ONLY = ("Hw", "gH", "gX", "gY", "gw", "galpha", "s_alpha", "s_gamma", "gdp", "gdm", "gap", "gam",
+                      "gamma_d", "want_alpha", "want_gamma", "recon", "buf", "spare", "Xc", "Yc", "GX", "GY", "GP", "Hs")
+
+    def release_backward(self) -> None:
+        """Drop what a backward left here: the graph keeps only what the forward saved."""
+        for k in self._BACKWARD_ONLY:
+            self.__dict__.pop(k, None)
+
 
 def _lif_chunk(C: Tensor, S: Tensor, u: Tensor, v: Tensor, one_du, one_dv, vth, bias, reset: str):
     """Re-run the LIF of a chunk from its start state with the stored input currents ``C`` ``[L,B,n]``
@@ -812,33 +824,6 @@ def _layer_bwd_step(kind, gs, gv, gu, s1, vp, sg, R, one_du, one_dv, vth,
     return gR, gv_prev, gu_prev, gxs, gvp, gc, ff_out, rec_out
 
 
-def _replay_final_H(ctx: Any, xs: Tensor, xp0: Tensor, s0: Tensor) -> None:
-    """After a backward turned each working ``H`` into ``H[0]``, replay the stored updates to get
-    ``H[T]`` back (to rounding), so that a second backward (``retain_graph=True``) works."""
-    spec: _LayerSpec = ctx.spec
-    plastic = [p for p in ctx.projs if p.spec.plastic and not p.recompute]
-    if not plastic:
-        return
-    T, N, dtype, Kv = ctx.Sb.shape[0], ctx.N, ctx.dtype, ctx.Kv
-    for k0 in range(0, T, Kv):
-        k1 = min(T, k0 + Kv)
-        rows = xs[max(k0 - 1, 0):k1 - 1]
-        Pc = _unpack_bits(rows, ctx.x_n, dtype) if spec.x_as_bool else rows.detach().to(dtype)
-        if k0 == 0:
-            Pc = torch.cat([xp0.detach().to(dtype).unsqueeze(0), Pc], 0)
-        Sc = _unpack_bits(ctx.Sb[max(k0 - 1, 0):k1], N, dtype)
-        if k0 == 0:
-            Sc = torch.cat([s0.detach().unsqueeze(0), Sc], 0)
-        for p, (X, Y) in zip([q for q in ctx.projs if q.spec.plastic], ctx.vec_ckpt[k0][2]):
-            if p not in plastic:
-                continue
-            pre_c = Pc if p is ctx.ff else Sc[:-1]
-            for i in range(k1 - k0):
-                X = X * p.dp + p.ap * pre_c[i]
-                Y = Y * p.dm + p.am * Sc[i]
-                p.Hw.copy_(_stdp_update_only(p.Hw, pre_c[i], Sc[i], X, Y, p.gamma, None))
-
-
 class _LIFLayerFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec: _LayerSpec, x, xp0, u0, v0, s0, du, dv, vth, bias, *pt):  # type: ignore[override]
@@ -909,30 +894,25 @@ class _LIFLayerFn(torch.autograd.Function):
             if p is None or not p.spec.plastic:
                 outs_p += [None, None, None]
             else:
-                # the caller gets a copy; the backward reconstructs H[t] in the working tensor itself
-                outs_p += [p.H.clone() if save else p.H, p.X, p.Y]
+                # the final H goes to the caller and is saved as is; the backward reconstructs
+                # H[t] in a copy of it (a workspace of its own), never in the saved tensor
+                outs_p += [p.H, p.X, p.Y]
         if save:
             ctx.spec, ctx.Kv, ctx.ff, ctx.rec, ctx.projs = spec, Kv, ff, rec, projs
             ctx.C, ctx.Sb, ctx.vec_ckpt, ctx.N, ctx.dtype = C, _pack_bits(S), vec_ckpt, N, dtype
-            ctx.consumed = False
             xs = _pack_bits(x) if spec.x_as_bool else x
             ctx.x_dtype, ctx.x_n = x.dtype, x.shape[-1]
-            ctx.save_for_backward(xs, xp0, u0, v0, s0, du, dv, vth, bias)
-            for p in plastic:  # outputs must not hang off ctx (reference cycle)
-                p.Hw, p.H0 = p.H, None
-                p.H = p.X = p.Y = p.buf = None
+            # outputs must not hang off ctx (reference cycle): the final H are saved tensors
+            ctx.save_for_backward(xs, xp0, u0, v0, s0, du, dv, vth, bias, outs_p[0], outs_p[3])
+            for p in plastic:
+                p.H0 = p.H = p.X = p.Y = p.buf = None
         return (S, V, U, u, v, *outs_p)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gS, gV, gU, guT, gvT, *gp):  # type: ignore[override]
         spec: _LayerSpec = ctx.spec
-        xs, xp0, u0, v0, s0, du, dv, vth, bias = ctx.saved_tensors
-        if ctx.consumed:
-            _replay_final_H(ctx, xs, xp0, s0)  # a second backward (retain_graph=True)
-        ctx.consumed = True
-        HfT = ctx.ff.Hw if ctx.ff.spec.plastic else None
-        HrT = ctx.rec.Hw if (ctx.rec is not None and ctx.rec.spec.plastic) else None
+        xs, xp0, u0, v0, s0, du, dv, vth, bias, HfT, HrT = ctx.saved_tensors
         ff: _Proj = ctx.ff
         rec: _Proj | None = ctx.rec
         projs: list[_Proj] = ctx.projs
@@ -960,7 +940,11 @@ class _LIFLayerFn(torch.autograd.Function):
             if p is None or not p.spec.plastic:
                 continue
             gH_T, gX_T, gY_T = gp[3 * j], gp[3 * j + 1], gp[3 * j + 2]
-            p.gH = torch.zeros_like(p.Hw) if gH_T is None else gH_T.clone()
+            HT = HfT if p is ff else HrT
+            # reverse mode rebuilds H[t] in place: in a workspace, a fresh copy of the saved final H,
+            # so that nothing the graph holds is written and every backward starts from the same H
+            p.Hw = None if p.recompute else HT.clone()
+            p.gH = torch.zeros_like(HT) if gH_T is None else gH_T.clone()
             p.gX = torch.zeros_like(p.X0) if gX_T is None else gX_T.clone()
             p.gY = torch.zeros_like(p.Y0) if gY_T is None else gY_T.clone()
             p.gamma_d = None if p.gamma is None else p.gamma.detach()
@@ -969,9 +953,9 @@ class _LIFLayerFn(torch.autograd.Function):
             p.galpha = torch.zeros_like(p.alpha) if (p.want_alpha and p.spec.mode == "per_synapse") else None
             p.s_alpha = p.s_gamma = None
             p.gdp = p.gdm = p.gap = p.gam = None
-            p.buf = torch.empty_like(p.Hw) if (p.spec.mode == "per_synapse" and (be != "compile" or p.recompute)) else None
+            p.buf = torch.empty_like(HT) if (p.spec.mode == "per_synapse" and (be != "compile" or p.recompute)) else None
             # without stored currents, each chunk is first swept to rebuild them: keep H at its end
-            p.spare = torch.empty_like(p.Hw) if (C is None and not p.recompute) else None
+            p.spare = torch.empty_like(HT) if (C is None and not p.recompute) else None
         for p in projs:
             p.gw = torch.zeros_like(p.w) if needp(p, 0) else None
         acc: dict[str, Tensor | None] = {k: None for k in ("du", "dv", "vth", "bias")}
@@ -1167,7 +1151,8 @@ class _LIFLayerFn(torch.autograd.Function):
             out += [p.gw, ga if p.want_alpha else None, p.gap, p.gam, p.gdp, p.gdm,
                     p.s_gamma if p.want_gamma else None,
                     p.gH if needp(p, 7) else None, p.gX if needp(p, 8) else None, p.gY if needp(p, 9) else None]
-            p.gH = p.buf = p.spare = None
+        for p in projs:
+            p.release_backward()
         return tuple(out)
 
 
@@ -1409,31 +1394,24 @@ class _HebbRNNFn(torch.autograd.Function):
         if not save:
             return Y, H
         ctx.spec, ctx.recompute, ctx.Kv, ctx.ckpt = spec, recompute, Kv, ckpt
-        ctx.save_for_backward(inp, c, w, alpha, eta, y0, Y)
-        # the caller gets a copy; the backward reconstructs H[t] in the working tensor itself
-        ctx.Hw, ctx.consumed = H, False
-        return Y, H.clone()
+        # the final H goes to the caller and is saved as is; the backward reconstructs H[t] in a
+        # copy of it (a workspace of its own), never in the saved tensor
+        ctx.save_for_backward(inp, c, w, alpha, eta, y0, Y, H)
+        return Y, H
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gY, gHT):  # type: ignore[override]
         spec: _HebbSpec = ctx.spec
-        inp, c, w, alpha, eta, y0, Y = ctx.saved_tensors
-        if ctx.consumed and not ctx.recompute:
-            # a second backward (retain_graph=True): the first one turned the working H into H[0];
-            # replay the updates to get H[T] back (to rounding)
-            H = ctx.Hw
-            for t in range(Y.shape[0]):
-                pre = _with_bias(y0 if t == 0 else Y[t - 1], spec.bias_unit)
-                H.mul_(1.0 - eta).addcmul_(Y[t].unsqueeze(2), (eta * pre).unsqueeze(1))
-        ctx.consumed = True
-        HT = ctx.Hw
+        inp, c, w, alpha, eta, y0, Y, HT = ctx.saved_tensors
         need = ctx.needs_input_grad  # spec, inp, c, w, alpha, eta, y0, H0
         be = spec.backend
         T, B, Nh = Y.shape
         Kv, recompute, ckpt = ctx.Kv, ctx.recompute, ctx.ckpt
         want_eta, want_alpha = bool(need[5]), bool(need[4])
-        Hw = HT
+        # reverse mode rebuilds H[t] in place: in a workspace, a fresh copy of the saved final H,
+        # so that nothing the graph holds is written and every backward starts from the same H
+        Hw = None if recompute else HT.clone()
         gH = torch.zeros_like(HT) if gHT is None else gHT.clone()
         galpha = torch.zeros_like(alpha) if (want_alpha and alpha.dim()) else None
         buf = torch.empty_like(HT) if (alpha.dim() and (be != "compile" or recompute)) else None

@@ -8,12 +8,14 @@ with exact copies, chunked recomputation).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 import torch
 
 from spikeplastic import LIF, STDP, Hebb, Network, Neuromodulation, PlasticLinear, lean
+from spikeplastic.surrogate import Surrogate
 
 DT = torch.float64
 T, B, N_IN, N = 40, 3, 12, 10
@@ -83,6 +85,42 @@ def probe_loss(rec: Any, st: Any) -> torch.Tensor:
     return loss
 
 
+class _MarginProbe(Surrogate):
+    """Wraps a population's surrogate and records the smallest ``|v - vth|`` it is called on."""
+
+    name = "margin_probe"
+
+    def __init__(self, inner: Surrogate) -> None:
+        self.inner, self.min = inner, math.inf
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner.grad(x)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.min = min(self.min, float(x.detach().abs().min()))
+        return self.inner(x)
+
+
+def spike_margin(net: Network, x: torch.Tensor, state: Any = None) -> float:
+    """Smallest distance of any membrane to its threshold in the core run ``net(x, state)``.
+
+    Two computations that round differently (fused kernels, float32 vs float64) give the same spikes
+    wherever their voltages differ by less than this; tests that compare such spikes exactly check
+    it first, so that their equality holds on any host, not by luck of rounding."""
+    pops = list(net.pops.values())
+    inner = [p.spike_fn for p in pops]
+    probes = [_MarginProbe(f) for f in inner]
+    try:
+        for p, pr in zip(pops, probes):
+            p.spike_fn = pr
+        with torch.no_grad():
+            net(x, state)
+    finally:
+        for p, f in zip(pops, inner):
+            p.spike_fn = f
+    return min(pr.min for pr in probes)
+
+
 def compare(net: Network, x: torch.Tensor, *, exact: bool, state: Any = None, record=("spikes", "voltages"),
             **kw: Any) -> None:
     params = [p for p in net.parameters() if p.requires_grad]
@@ -93,11 +131,17 @@ def compare(net: Network, x: torch.Tensor, *, exact: bool, state: Any = None, re
     x1 = x.clone().requires_grad_(True)
     rec1, st1 = lean.network_forward(net, x1, state, record=record, **kw)
     g1 = torch.autograd.grad(probe_loss(rec1, st1), params + [x1], allow_unused=True)
+    if not exact:
+        # the fused backends round differently from the core (~1e-15 relative in float64): spikes
+        # can only differ where a membrane lands that close to its threshold (smallest margin
+        # measured over these cases: 1.0e-4)
+        assert spike_margin(net, x, state) > 1e-9
     n_spikes = 0.0
     for k in rec0.spikes:
         assert torch.equal(rec0.spikes[k], rec1.spikes[k]), f"spikes of {k} differ"
         n_spikes += float(rec0.spikes[k].detach().sum())
     assert n_spikes > 0.05 * sum(s.numel() for s in rec0.spikes.values()), "vacuous test: too few spikes"
+    # exact: the reference backend runs the core's ops in the core's order, bit-identical anywhere
     cmp = torch.equal if exact else (lambda a, b: torch.allclose(a, b, rtol=1e-12, atol=1e-12))
     if rec0.voltages is not None:
         for k in rec0.voltages:
@@ -194,6 +238,7 @@ def test_module_wrapper_and_parameters_are_shared() -> None:
     x = inputs()
     rec0, _ = net(x)
     rec1, _ = lnet(x)
+    assert spike_margin(net, x) > 1e-9  # see compare (measured: 1.4e-2)
     assert torch.equal(rec0.spikes["l1"], rec1.spikes["l1"])
 
 
@@ -208,6 +253,10 @@ def test_float32_agrees(store_currents: bool) -> None:
         rec, _ = run()
         return rec.spikes["l1"].detach(), torch.autograd.grad(rec.spikes["l1"].sum(), [w])[0].double()
 
+    # float32 voltages here differ from float64 ones by up to 4.6e-5 (lean vs core float32: 1.1e-5,
+    # measured); no membrane comes that close to its threshold (measured margin 1.4e-2), so the three
+    # runs must spike alike on any host
+    assert spike_margin(net, x) > 1e-3
     s64, g64 = grad(lambda: net(x))
     net.float()
     s32, g32 = grad(lambda: net(x.float()))
@@ -257,7 +306,7 @@ def test_second_backward_with_retain_graph() -> None:
     w = net.projs["in_to_l1"].alpha.raw
     g1 = torch.autograd.grad(loss, [w], retain_graph=True)[0]
     g2 = torch.autograd.grad(loss, [w])[0]
-    torch.testing.assert_close(g2, g1, rtol=1e-10, atol=1e-12)
+    assert torch.equal(g2, g1)  # the same ops from the same saved state (test_lean_reentrant.py)
 
 
 def test_no_grad_inference_saves_nothing() -> None:
@@ -265,6 +314,7 @@ def test_no_grad_inference_saves_nothing() -> None:
     with torch.no_grad():
         rec0, _ = net(inputs())
         rec1, st1 = lean.network_forward(net, inputs(), backend="inplace")
+    assert spike_margin(net, inputs()) > 1e-9  # see compare (measured: 1.4e-2)
     assert torch.equal(rec0.spikes["l1"], rec1.spikes["l1"])
     assert rec1.spikes["l1"].grad_fn is None and st1.synapses["in_to_l1"].H.grad_fn is None
 
@@ -281,6 +331,7 @@ def test_compile_backend_matches() -> None:
 def test_cuda_matches_cpu(backend: str) -> None:
     net = make_net(recurrent=True)
     x = inputs()
+    assert spike_margin(net, x) > 1e-9  # see compare (measured: 1.4e-2)
     rec0, _ = lean.network_forward(net, x, backend="reference")
     g0 = torch.autograd.grad(rec0.spikes["l1"].sum(), [net.projs["in_to_l1"].alpha.raw])[0]
     net = net.cuda()
