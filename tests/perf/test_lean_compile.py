@@ -42,9 +42,10 @@ def compiled_for_real() -> Any:
     assert len(lean._COMPILED) > n0 or n0 > 0, "nothing was compiled"
 
 
-def make_net(dtype: torch.dtype, *, clip: float | None = None) -> Network:
+def make_net(dtype: torch.dtype, *, clip: float | None = None, rule_input_grad: bool = True) -> Network:
     torch.manual_seed(0)
-    lin = dict(alpha_init=0.5, decay=0.05, learn_decay=True, weight_scale=3.0, clip=clip)
+    lin = dict(alpha_init=0.5, decay=0.05, learn_decay=True, weight_scale=3.0, clip=clip,
+               rule_input_grad=rule_input_grad)
     lif = dict(du=0.3, dv=0.2, vth=1.0, learn_decay=True, learn_threshold=True, learn_bias=True)
     net = Network(N_IN, {"l1": LIF(N, **lif)},
                   [("in", "l1", PlasticLinear(N_IN, N, rule=STDP(0.3, 0.35, 5.0, 6.0), **lin)),
@@ -90,15 +91,15 @@ TOL = {torch.float64: (1e-13, 1e-13), torch.float32: (1e-6, 3e-5)}
 @pytest.mark.parametrize(
     ("dtype", "kw"),
     [(torch.float64, {}), (torch.float64, {"store_currents": False}), (torch.float64, {"clip": 0.3}),
-     (torch.float32, {})],
-    ids=["float64", "float64_rebuilt_currents", "float64_clip_recompute", "float32"],
+     (torch.float32, {}), (torch.float64, {"rule_input_grad": False})],
+    ids=["float64", "float64_rebuilt_currents", "float64_clip_recompute", "float32", "float64_no_rule_grad"],
 )
 def test_compiled_layer_matches_inplace(dtype: torch.dtype, kw: dict[str, Any], reentrant: Any) -> None:
     x = torch.bernoulli(torch.full((T, B, N_IN), 0.4, dtype=dtype), generator=torch.Generator().manual_seed(1))
     label = f"{dtype} {kw}"
     kw = dict(kw)
-    clip = kw.pop("clip", None)
-    ref_net, net = make_net(dtype, clip=clip), make_net(dtype, clip=clip)
+    clip, rg = kw.pop("clip", None), kw.pop("rule_input_grad", True)
+    ref_net, net = make_net(dtype, clip=clip, rule_input_grad=rg), make_net(dtype, clip=clip, rule_input_grad=rg)
     o0, _, g0 = run_net(ref_net, x, "inplace", **kw)
     o1, params, g1 = run_net(net, x, "compile", **kw)
     spikes = float(o0[0].detach().sum())
