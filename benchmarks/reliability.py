@@ -251,6 +251,7 @@ def cycles_part(sizes: Sizes, seed: int = 0) -> dict[str, Any]:
     rss = r["rss_mib"]
     after = rss[min(sizes.warmup, len(rss) - 1):]
     r.update(cycles=len(rss), warmup=len(rss) - len(after), slope_mib=slope(after),
+             slope_last_half_mib=slope(rss[len(rss) // 2:]),
              growth_after_warmup_mib=after[-1] - after[0], seconds_total=time.perf_counter() - t0,
              vacuous=sum((a == 0 or b == 0 or c == 0 or w == 0)
                          for a, b, c, w in zip(r["spikes_ref"], r["spikes_lava"], r["spikes_run"], r["dw_change"])))
@@ -265,7 +266,8 @@ def report_cycles(r: dict[str, Any]) -> list[str]:
         f"2 Lava runs per cycle; {sum(r['seconds']) / n:.2f} s per cycle)",
         f"  RSS: {rss[0]:.1f} MiB after cycle 1, {rss[-1]:.1f} MiB after cycle {n}; "
         f"growth {r['slope_mib']:+.4f} MiB/cycle (least squares over cycles {r['warmup'] + 1}-{n}; "
-        f"{r['growth_after_warmup_mib']:+.2f} MiB over them)",
+        f"{r['growth_after_warmup_mib']:+.2f} MiB over them; {r['slope_last_half_mib']:+.4f} MiB/cycle over the "
+        f"last {n - n // 2})",
         f"  leftover child processes after each cycle: max {max(r['leftover'])}, total {sum(r['leftover'])} "
         f"over {n} cycles; helpers kept by design (multiprocessing's resource tracker): max {max(r['helpers'])}",
         f"  verify ok: {sum(r['ok'])}/{n}; spikes per verify (reference / Lava): "
