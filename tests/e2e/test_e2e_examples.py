@@ -45,6 +45,8 @@ def test_demo_quick_trains_compares_exports_and_verifies(tmp_path: Path) -> None
         ("oneshot.py", []),
         ("maze.py", []),
         ("cue.py", ["--episodes", "3"]),
+        ("grad_stability.py", []),
+        ("snn_init.py", ["--seeds", "1"]),
     ],
 )
 def test_example_quick(script: str, extra: list[str], tmp_path: Path) -> None:
