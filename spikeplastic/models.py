@@ -27,15 +27,22 @@ Sizes per task family (from docs/TASKS.md where given):
 
 - *memory* tasks (``pattern``, ``pattern50``, ``images``: ``n_in == n_out``, one unit per
   bit/pixel): ``rate-*`` = ``PlasticRNN(n, bias_unit=True)`` (N = n + 1 units; ``images`` clamps);
-  ``snn-*`` = ``n`` LIF neurons, one per bit, fixed one-to-one input (current +-4), per-neuron
-  readout; memoryless voltage (``dv=1``), learned bias (init -1), STDP ``A+=0.1, A-=0.01,
-  tau=1``, ``alpha_init = 15/n`` (so a +1 bit spikes, a -1 bit stays silent, and the stored
-  co-activity drives the degraded bits; tuned on ``pattern50``);
+  ``snn-*`` = ``n`` LIF neurons, one per bit, fixed one-to-one input, per-neuron readout; with
+  ``init="tuned"`` (default) input current +-4, memoryless voltage (``dv=1``), learned bias
+  (init -1), STDP ``A+=0.1, A-=0.01, tau=1.5``, ``alpha_init = 15/n`` (so a +1 bit spikes, a -1
+  bit stays silent, and the stored co-activity drives the degraded bits; tuned by hand on
+  ``pattern50``); with ``init="generic"`` the values of every other task (below), inputs
+  normalised to +-2 and ``alpha_init = 1/(A+ n)``;
   ``backpropamine*`` = ``n`` hidden units; ``rnn`` = ``n + 1`` units (2051 on ``pattern50``, the
   paper's comparison), ``lstm`` = ``n`` (2000 on ``pattern50``).
 - *RL* tasks (``maze``, ``maze13``, ``cue``): 200 recurrent units for every model (the papers'
   size; 32 on the reduced ``cue-small``, :data:`RL_HIDDEN`), linear input map and a linear
-  readout of ``n_act`` policy logits + 1 value; ``snn-*``: 2 spiking steps per task step.
+  readout of ``n_act`` policy logits + 1 value; ``snn-*``: 2 spiking steps per task step, LIF
+  ``du=1, dv=0.2, vth=1``, STDP ``A+=0.02, A-=0.01, tau=10``, decay 0.01, ``alpha_init`` 0.05
+  (``init="generic"``: ``1/(A+ n)``).
+- ``snn-*`` models backpropagate with ``rule_input_grad=False`` (docs/STABILITY.md): the STDP
+  update's spike inputs are constants in the backward pass, which keeps BPTT finite on long
+  episodes; ``rule_input_grad=True`` gives the exact surrogate gradient.
   ``backpropamine*`` on the cue tasks start ``eta`` at 0.1 (the original cue-reward runs).
 - ``oneshot``: ``rate-oja`` = ``OneShotPlastic`` (4 conv layers, 64 channels, plastic readout);
   the others: 200 recurrent units on the flattened image + label.
