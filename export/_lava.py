@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._compat import import_lava
+from ._interrupt import Guard, sigint_guard
 from ._plan import Plan
 
 __all__ = ["LavaRecord", "LavaNetwork", "LavaTimeoutError", "RECORDABLE"]
@@ -86,7 +87,7 @@ def _kill_runtime(runtime: Any) -> None:
     runtime._is_started = False
 
 
-def _call_with_timeout(fn: Any, timeout: float) -> tuple[bool, BaseException | None]:
+def _call_with_timeout(fn: Any, timeout: float, guard: Guard | None = None) -> tuple[bool, BaseException | None]:
     """Run ``fn`` in a daemon thread; (finished, exception). Ctrl-C in the caller propagates."""
     box: dict[str, BaseException] = {}
 
@@ -104,7 +105,33 @@ def _call_with_timeout(fn: Any, timeout: float) -> tuple[bool, BaseException | N
         if left <= 0:
             return False, None
         th.join(min(0.2, left))  # short joins keep KeyboardInterrupt responsive
+        if guard is not None:
+            guard.checkpoint()
     return True, box.get("e")
+
+
+def _lava_children(before: set[int]) -> list[multiprocessing.Process]:
+    """This process's multiprocessing children started since ``before`` (pids) that are Lava's: its
+    workers (``SystemProcess``) and the managers its runtime starts (shared memory, watchdog)."""
+    out = []
+    for p in multiprocessing.active_children():
+        if p.pid in before:
+            continue
+        cls = type(p)
+        if cls.__module__.startswith("lava.") or (p.name or "").startswith(("SharedMemoryManager-", "SyncManager-")):
+            out.append(p)
+    return out
+
+
+def _reap(before: set[int]) -> None:
+    """Kill and join Lava's processes that outlived a stop or kill (e.g. interrupted mid start-up)."""
+    for p in _lava_children(before):
+        try:
+            if p.is_alive():
+                p.kill()
+            multiprocessing.Process.join(p, timeout=5)
+        except Exception:  # noqa: BLE001 - best effort: the process may be gone already
+            pass
 
 
 class LavaNetwork:
@@ -340,40 +367,47 @@ class LavaNetwork:
         timeout = self.timeout if timeout is None else float(timeout)
         from lava.magma.core.run_conditions import RunSteps
 
-        tmp = tempfile.mkdtemp(prefix="spikeplastic-lava-")
-        anchor = None
-        ok = False
-        try:
-            built = self._build(x, ext, record, tmp)
-            anchor = built["procs"][self.plan.input_name]
-            self.last_build = built
-            t0 = time.perf_counter()
-            anchor.create_runtime(run_cfg=self._run_cfg())
-            t1 = time.perf_counter()
-            anchor.run(condition=RunSteps(num_steps=T, blocking=False))
-            finished, err = _call_with_timeout(anchor.wait, timeout)
-            t2 = time.perf_counter()
-            if not finished:
-                raise LavaTimeoutError(
-                    f"Lava did not finish {T} steps within {timeout:.0f} s (it can hang without diagnostics, lava#178); "
-                    "its processes were killed. Raise timeout= for long runs."
-                )
-            if err is not None:
-                raise RuntimeError(f"Lava failed while running: {err}") from err
-            out = self._collect(built, T)
-            ok = True
-        finally:  # always stop Lava: normal end, errors, timeout and KeyboardInterrupt alike
+        with sigint_guard() as guard:
+            before = {p.pid for p in multiprocessing.active_children()}
+            tmp = tempfile.mkdtemp(prefix="spikeplastic-lava-")
+            anchor = None
+            ok = False
             try:
-                runtime = getattr(anchor, "_runtime", None) if anchor is not None else None
-                if runtime is not None:
-                    if ok:
-                        stopped, _ = _call_with_timeout(anchor.stop, 30.0)
-                        if not stopped:
-                            _kill_runtime(runtime)
-                    else:
-                        _kill_runtime(runtime)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+                built = self._build(x, ext, record, tmp)
+                anchor = built["procs"][self.plan.input_name]
+                self.last_build = built
+                guard.checkpoint()
+                t0 = time.perf_counter()
+                anchor.create_runtime(run_cfg=self._run_cfg())
+                guard.checkpoint()  # an interrupt swallowed during worker start-up (see _interrupt) stops here
+                t1 = time.perf_counter()
+                anchor.run(condition=RunSteps(num_steps=T, blocking=False))
+                finished, err = _call_with_timeout(anchor.wait, timeout, guard)
+                t2 = time.perf_counter()
+                if not finished:
+                    raise LavaTimeoutError(
+                        f"Lava did not finish {T} steps within {timeout:.0f} s (it can hang without diagnostics, "
+                        "lava#178); its processes were killed. Raise timeout= for long runs."
+                    )
+                if err is not None:
+                    raise RuntimeError(f"Lava failed while running: {err}") from err
+                guard.checkpoint()
+                out = self._collect(built, T)
+                ok = True
+            finally:  # always stop Lava: normal end, errors, timeout and KeyboardInterrupt alike
+                with guard.deferred():  # a second Ctrl-C must not cut the cleanup short
+                    try:
+                        runtime = getattr(anchor, "_runtime", None) if anchor is not None else None
+                        if runtime is not None:
+                            if ok:
+                                stopped, _ = _call_with_timeout(anchor.stop, 30.0)
+                                if not stopped:
+                                    _kill_runtime(runtime)
+                            else:
+                                _kill_runtime(runtime)
+                        _reap(before)
+                    finally:
+                        shutil.rmtree(tmp, ignore_errors=True)
         return dataclasses.replace(out, wall_s=t2 - t1, compile_s=t1 - t0)
 
     def _collect(self, built: dict[str, Any], T: int) -> LavaRecord:
