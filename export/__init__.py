@@ -1,14 +1,18 @@
 """spikeplastic.export: trained plastic SNNs as Lava processes that keep learning with the same rule.
 
 Importing this package is cheap: it loads neither Lava nor NIR. Every name below is imported on first
-use (PEP 562 ``__getattr__``); Lava itself is imported only when a Lava network is built.
+use (PEP 562 ``__getattr__``); Lava itself is imported only when a Lava network is built. Importing
+it does install Lava's compatibility hook (lava-nc 0.10.0 on Python >= 3.11, see
+:mod:`spikeplastic.export._compat`; nothing is loaded), so after ``import spikeplastic.export`` plain
+Lava code -- your own processes, connected to an exported network or not -- works in the same program.
 
-Lava export (lava-nc 0.10.0; on Python >= 3.11 through an in-memory compatibility shim, see
-:mod:`spikeplastic.export._compat`):
+Lava export (lava-nc 0.10.0):
 
 - :func:`to_lava` ``(net_or_ir, mode="float"|"fixed", backend="cpu"|"loihi2") -> LavaNetwork``;
   ``LavaNetwork.run(inputs, steps=None, third_factor=None) -> LavaRecord`` (spikes, voltages,
   weights per step, indexed like :class:`spikeplastic.Record`; Lava always stopped, runs bounded).
+  ``LavaNetwork.processes(inputs)``: the exported network as Lava processes, not started, to connect
+  to your own processes and run yourself.
 - :func:`verify` ``(net_or_ir, inputs=None, steps=None, mode="float", seed=0) -> VerifyReport``.
 - :func:`snap_to_literals` ``(net_or_ir) -> (NetworkIR, changes)``: project learned decay/eta/eta_e
   onto Lava's rule-literal grid ``m*2^e`` (needed for exact export of sigmoid-mapped values).
@@ -39,6 +43,12 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from . import _compat
+
+# Lava 0.10.0 cannot even be imported on Python >= 3.11 without this hook; install it now (cheap, loads
+# nothing) rather than on the first to_lava, so user code that imports Lava itself works too.
+_compat.install()
 
 __all__ = [
     "to_lava",

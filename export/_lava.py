@@ -323,6 +323,31 @@ class LavaNetwork:
                     record_into("weights", pr.name, pr.weights.shape, conns[pr.name].weights, "var")
         return {"procs": procs, "conns": conns, "extras": extras, "recorders": recorders}
 
+    def processes(self, inputs: Any, third_factor: Any = None, *, steps: int | None = None) -> dict[str, Any]:
+        """The exported network as Lava processes, built but not started, to wire into your own Lava code.
+
+        Returns ``{name: process}`` for the input population (a ``RingBuffer`` that sends
+        ``inputs[t-1]`` at step ``t`` and cycles after ``T``), every population (``LIF``) and every
+        projection (``Dense``/``LearningDense``, keyed by projection name). Nothing is recorded:
+        connect your own processes, sinks or monitors to their ports, then run and stop them yourself
+        (``run_cfg=lnet.run_cfg()``; call ``stop()`` in a ``finally``: :meth:`run`'s time bound and
+        cleanup do not apply here). Inputs are checked as in :meth:`run`.
+        """
+        x = self._inputs(inputs, steps)
+        ext = self._third(third_factor, x.shape[0])
+        built = self._build(x, ext, (), "")
+        out = dict(built["procs"])
+        for k, conn in built["conns"].items():
+            if k in out:
+                raise ValueError(f"projection name {k!r} is also a population name; use run() or rename it")
+            out[k] = conn
+        return out
+
+    def run_cfg(self) -> Any:
+        """The Lava run configuration this export runs with (``Loihi2SimCfg``, float or fixed-point models)."""
+        import_lava()
+        return self._run_cfg()
+
     def _run_cfg(self) -> Any:
         from lava.magma.core.run_configs import Loihi2SimCfg
 
