@@ -13,7 +13,10 @@ Lava export (lava-nc 0.10.0):
   weights per step, indexed like :class:`spikeplastic.Record`; Lava always stopped, runs bounded).
   ``LavaNetwork.processes(inputs)``: the exported network as Lava processes, not started, to connect
   to your own processes and run yourself.
-- :func:`verify` ``(net_or_ir, inputs=None, steps=None, mode="float", seed=0) -> VerifyReport``.
+- :func:`verify` ``(net_or_ir, inputs=None, steps=None, mode="float", seed=0, *, episodes=None,
+  random_inputs=None, allow_silent=False) -> VerifyReport``: default inputs are episodes of the
+  checkpoint's own task; ``ok`` needs exactness *and* activity (every population spikes, every
+  plastic projection learns) unless ``allow_silent``.
 - :func:`snap_to_literals` ``(net_or_ir) -> (NetworkIR, changes)``: project learned decay/eta/eta_e
   onto Lava's rule-literal grid ``m*2^e`` (needed for exact export of sigmoid-mapped values).
 - Errors: :class:`ExportError` (ValueError: a value the target cannot hold), :class:`UnsupportedError`
@@ -34,10 +37,10 @@ Example::
 
     >>> import spikeplastic as sp
     >>> from spikeplastic.export import to_lava, verify
+    >>> report = verify("runs/p50/checkpoint.pt")     # doctest: +SKIP  (episodes of its own task)
+    >>> print(report.summary())                       # doctest: +SKIP
     >>> net = sp.Network.feedforward([20, 16, 4], rule="stdp", recurrent=True)
-    >>> report = verify(net, steps=200)            # doctest: +SKIP
-    >>> report.ok, report.spike_agreement_pct      # doctest: +SKIP
-    (True, 100.0)
+    >>> verify(net, random_inputs=0.2).ok              # doctest: +SKIP  (no task: inputs or random on request)
 """
 from __future__ import annotations
 

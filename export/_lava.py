@@ -50,11 +50,22 @@ class LavaRecord:
     compile_s: float
     raw_voltages: dict[str, np.ndarray] | None = None
     raw_weights: dict[str, np.ndarray] | None = None
+    initial_weights: dict[str, np.ndarray] | None = None  # W_init of each recorded projection, units of ``weights``
 
     @property
     def steps_per_s(self) -> float:
         """Simulated steps per second of the run itself (compilation excluded)."""
         return self.steps / self.wall_s if self.wall_s > 0 else float("inf")
+
+    def spike_counts(self) -> dict[str, int]:
+        """Spikes emitted by each population over the run."""
+        return {k: int(np.count_nonzero(v)) for k, v in self.spikes.items()}
+
+    def weight_change(self) -> dict[str, float]:
+        """``max_t |W[t] - W_init|`` of each recorded plastic projection (empty without recorded weights)."""
+        if not self.weights or self.initial_weights is None:
+            return {}
+        return {k: float(np.max(np.abs(w - self.initial_weights[k]))) if w.size else 0.0 for k, w in self.weights.items()}
 
 
 def _kill_runtime(runtime: Any) -> None:
@@ -443,12 +454,15 @@ class LavaNetwork:
         volts, weights = out["voltages"], out["weights"]
         has_v = any(k == "voltages" for k, _ in built["recorders"])
         has_w = any(k == "weights" for k, _ in built["recorders"])
+        init = {pr.name: np.asarray(pr.weights, dtype=np.float64) for pr in self.plan.projections if pr.name in weights}
         if self.mode == "fixed":
             fx = self.fixed
             raw_v = {k: np.rint(v).astype(np.int64) for k, v in volts.items()}
             raw_w = {k: np.rint(w).astype(np.int64) for k, w in weights.items()}
             fv = {k: v / fx.voltage_scale(k) for k, v in raw_v.items()}
             fw = {k: w / fx.weight_scale(k) for k, w in raw_w.items()}
+            init = {k: w / fx.weight_scale(k) for k, w in init.items()}
             return LavaRecord(spikes, fv if has_v else None, fw if has_w else None, "fixed", T, 0.0, 0.0,
-                              raw_v if has_v else None, raw_w if has_w else None)
-        return LavaRecord(spikes, volts if has_v else None, weights if has_w else None, "float", T, 0.0, 0.0)
+                              raw_v if has_v else None, raw_w if has_w else None, init if has_w else None)
+        return LavaRecord(spikes, volts if has_v else None, weights if has_w else None, "float", T, 0.0, 0.0,
+                          initial_weights=init if has_w else None)

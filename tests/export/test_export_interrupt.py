@@ -56,7 +56,7 @@ def net_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sigint_stops_verify_with_130_and_no_leftovers(net_file: Path, delay: float, group: bool) -> None:
     """SIGINT ``delay`` s after Lava forks its first worker (to the process, or to its whole group as
     a terminal's Ctrl-C does); the run would take ~10-30 s."""
-    cmd = [sys.executable, "-m", "spikeplastic.cli", "verify", str(net_file), "--steps", "4000"]
+    cmd = [sys.executable, "-m", "spikeplastic.cli", "verify", str(net_file), "--random-inputs", "0.3", "--steps", "4000"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          env=dict(os.environ, OMP_NUM_THREADS="1"))
     try:
