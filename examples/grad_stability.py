@@ -56,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="examples/results/grad_stability")
     ap.add_argument("--quick", action="store_true", help="short episodes only (CI)")
+    ap.add_argument("--no-progress", action="store_true", help="(accepted for the examples' common flags; nothing to show)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rows: list[dict[str, Any]] = []
@@ -75,18 +76,20 @@ def main() -> None:
         row("length", f"cue, T={T} task steps ({2 * T} spiking)", task="cue", batch=4, task_kw={"episode_steps": T})
     T = 30 if args.quick else 60
     base = {"task": "cue", "batch": 4, "task_kw": {"episode_steps": T}}
-    for label, extra in [
+    causes = [
         ("decay 0.01 -> 0.2 (shorter plastic memory)", {"model_kw": {"decay": 0.2}}),
         ("alpha_init 0.05 -> 0.005", {"model_kw": {"alpha_init": 0.005}}),
         ("surrogate atan(alpha=2) -> atan(alpha=0.6), wider", {"spike_fn": surrogate("atan", alpha=0.6)}),
         ("surrogate atan -> fast_sigmoid(25), narrow", {"spike_fn": surrogate("fast_sigmoid")}),
-    ]:
+    ]
+    for label, extra in causes[:1] if args.quick else causes:
         row("cause", f"cue T={T}: {label}", **base, **extra)
     if not args.quick:
         for task, batch in (("cue", 30), ("maze", 30), ("images", 1)):
             row("preset", f"{task} preset (batch {batch})", task=task, batch=batch)
     cos = []
-    for task, kw in (("pattern50", {}), ("cue", {"episode_steps": 15}), ("cue-small", {})):
+    cos_tasks = (("pattern50", {}), ("cue", {"episode_steps": 15}), ("cue-small", {}))
+    for task, kw in cos_tasks[:1] if args.quick else cos_tasks:
         a = grads(task, batch=4, task_kw=kw, model_kw={"rule_input_grad": True}, seed=1)
         b = grads(task, batch=4, task_kw=kw, model_kw={"rule_input_grad": False}, seed=1)
         c = {"task": task, "task_kw": kw, "cosine": cosine(a, b), "exact": norm(a), "rule_input_grad_false": norm(b)}

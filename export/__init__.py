@@ -1,15 +1,22 @@
 """spikeplastic.export: trained plastic SNNs as Lava processes that keep learning with the same rule.
 
 Importing this package is cheap: it loads neither Lava nor NIR. Every name below is imported on first
-use (PEP 562 ``__getattr__``); Lava itself is imported only when a Lava network is built.
+use (PEP 562 ``__getattr__``); Lava itself is imported only when a Lava network is built. Importing
+it does install Lava's compatibility hook (lava-nc 0.10.0 on Python >= 3.11, see
+:mod:`spikeplastic.export._compat`; nothing is loaded), so after ``import spikeplastic.export`` plain
+Lava code -- your own processes, connected to an exported network or not -- works in the same program.
 
-Lava export (lava-nc 0.10.0; on Python >= 3.11 through an in-memory compatibility shim, see
-:mod:`spikeplastic.export._compat`):
+Lava export (lava-nc 0.10.0):
 
 - :func:`to_lava` ``(net_or_ir, mode="float"|"fixed", backend="cpu"|"loihi2") -> LavaNetwork``;
   ``LavaNetwork.run(inputs, steps=None, third_factor=None) -> LavaRecord`` (spikes, voltages,
   weights per step, indexed like :class:`spikeplastic.Record`; Lava always stopped, runs bounded).
-- :func:`verify` ``(net_or_ir, inputs=None, steps=None, mode="float", seed=0) -> VerifyReport``.
+  ``LavaNetwork.processes(inputs)``: the exported network as Lava processes, not started, to connect
+  to your own processes and run yourself.
+- :func:`verify` ``(net_or_ir, inputs=None, steps=None, mode="float", seed=0, *, episodes=None,
+  random_inputs=None, allow_silent=False) -> VerifyReport``: default inputs are episodes of the
+  checkpoint's own task; ``ok`` needs exactness *and* activity (every population spikes, every
+  plastic projection learns) unless ``allow_silent``.
 - :func:`snap_to_literals` ``(net_or_ir) -> (NetworkIR, changes)``: project learned decay/eta/eta_e
   onto Lava's rule-literal grid ``m*2^e`` (needed for exact export of sigmoid-mapped values).
 - Errors: :class:`ExportError` (ValueError: a value the target cannot hold), :class:`UnsupportedError`
@@ -30,15 +37,21 @@ Example::
 
     >>> import spikeplastic as sp
     >>> from spikeplastic.export import to_lava, verify
+    >>> report = verify("runs/p50/checkpoint.pt")     # doctest: +SKIP  (episodes of its own task)
+    >>> print(report.summary())                       # doctest: +SKIP
     >>> net = sp.Network.feedforward([20, 16, 4], rule="stdp", recurrent=True)
-    >>> report = verify(net, steps=200)            # doctest: +SKIP
-    >>> report.ok, report.spike_agreement_pct      # doctest: +SKIP
-    (True, 100.0)
+    >>> verify(net, random_inputs=0.2).ok              # doctest: +SKIP  (no task: inputs or random on request)
 """
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+from . import _compat
+
+# Lava 0.10.0 cannot even be imported on Python >= 3.11 without this hook; install it now (cheap, loads
+# nothing) rather than on the first to_lava, so user code that imports Lava itself works too.
+_compat.install()
 
 __all__ = [
     "to_lava",

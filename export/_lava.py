@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ._compat import import_lava
+from ._interrupt import Guard, sigint_guard
 from ._plan import Plan
 
 __all__ = ["LavaRecord", "LavaNetwork", "LavaTimeoutError", "RECORDABLE"]
@@ -79,11 +80,22 @@ class LavaRecord:
     compile_s: float
     raw_voltages: dict[str, np.ndarray] | None = None
     raw_weights: dict[str, np.ndarray] | None = None
+    initial_weights: dict[str, np.ndarray] | None = None  # W_init of each recorded projection, units of ``weights``
 
     @property
     def steps_per_s(self) -> float:
         """Simulated steps per second of the run itself (compilation excluded)."""
         return self.steps / self.wall_s if self.wall_s > 0 else float("inf")
+
+    def spike_counts(self) -> dict[str, int]:
+        """Spikes emitted by each population over the run."""
+        return {k: int(np.count_nonzero(v)) for k, v in self.spikes.items()}
+
+    def weight_change(self) -> dict[str, float]:
+        """``max_t |W[t] - W_init|`` of each recorded plastic projection (empty without recorded weights)."""
+        if not self.weights or self.initial_weights is None:
+            return {}
+        return {k: float(np.max(np.abs(w - self.initial_weights[k]))) if w.size else 0.0 for k, w in self.weights.items()}
 
 
 def _kill_runtime(runtime: Any) -> None:
@@ -116,7 +128,7 @@ def _kill_runtime(runtime: Any) -> None:
     runtime._is_started = False
 
 
-def _call_with_timeout(fn: Any, timeout: float) -> tuple[bool, BaseException | None]:
+def _call_with_timeout(fn: Any, timeout: float, guard: Guard | None = None) -> tuple[bool, BaseException | None]:
     """Run ``fn`` in a daemon thread; (finished, exception). Ctrl-C in the caller propagates."""
     box: dict[str, BaseException] = {}
 
@@ -134,7 +146,33 @@ def _call_with_timeout(fn: Any, timeout: float) -> tuple[bool, BaseException | N
         if left <= 0:
             return False, None
         th.join(min(0.2, left))  # short joins keep KeyboardInterrupt responsive
+        if guard is not None:
+            guard.checkpoint()
     return True, box.get("e")
+
+
+def _lava_children(before: set[int]) -> list[multiprocessing.Process]:
+    """This process's multiprocessing children started since ``before`` (pids) that are Lava's: its
+    workers (``SystemProcess``) and the managers its runtime starts (shared memory, watchdog)."""
+    out = []
+    for p in multiprocessing.active_children():
+        if p.pid in before:
+            continue
+        cls = type(p)
+        if cls.__module__.startswith("lava.") or (p.name or "").startswith(("SharedMemoryManager-", "SyncManager-")):
+            out.append(p)
+    return out
+
+
+def _reap(before: set[int]) -> None:
+    """Kill and join Lava's processes that outlived a stop or kill (e.g. interrupted mid start-up)."""
+    for p in _lava_children(before):
+        try:
+            if p.is_alive():
+                p.kill()
+            multiprocessing.Process.join(p, timeout=5)
+        except Exception:  # noqa: BLE001 - best effort: the process may be gone already
+            pass
 
 
 class LavaNetwork:
@@ -326,6 +364,31 @@ class LavaNetwork:
                     record_into("weights", pr.name, pr.weights.shape, conns[pr.name].weights, "var")
         return {"procs": procs, "conns": conns, "extras": extras, "recorders": recorders}
 
+    def processes(self, inputs: Any, third_factor: Any = None, *, steps: int | None = None) -> dict[str, Any]:
+        """The exported network as Lava processes, built but not started, to wire into your own Lava code.
+
+        Returns ``{name: process}`` for the input population (a ``RingBuffer`` that sends
+        ``inputs[t-1]`` at step ``t`` and cycles after ``T``), every population (``LIF``) and every
+        projection (``Dense``/``LearningDense``, keyed by projection name). Nothing is recorded:
+        connect your own processes, sinks or monitors to their ports, then run and stop them yourself
+        (``run_cfg=lnet.run_cfg()``; call ``stop()`` in a ``finally``: :meth:`run`'s time bound and
+        cleanup do not apply here). Inputs are checked as in :meth:`run`.
+        """
+        x = self._inputs(inputs, steps)
+        ext = self._third(third_factor, x.shape[0])
+        built = self._build(x, ext, (), "")
+        out = dict(built["procs"])
+        for k, conn in built["conns"].items():
+            if k in out:
+                raise ValueError(f"projection name {k!r} is also a population name; use run() or rename it")
+            out[k] = conn
+        return out
+
+    def run_cfg(self) -> Any:
+        """The Lava run configuration this export runs with (``Loihi2SimCfg``, float or fixed-point models)."""
+        import_lava()
+        return self._run_cfg()
+
     def _run_cfg(self) -> Any:
         from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -370,43 +433,50 @@ class LavaNetwork:
         timeout = self.timeout if timeout is None else float(timeout)
         from lava.magma.core.run_conditions import RunSteps
 
-        tmp = tempfile.mkdtemp(prefix="spikeplastic-lava-")
-        anchor = None
-        built = None
-        ok = False
-        try:
-            built = self._build(x, ext, record, tmp)
-            anchor = built["procs"][self.plan.input_name]
-            self.last_build = built
-            t0 = time.perf_counter()
-            anchor.create_runtime(run_cfg=self._run_cfg())
-            t1 = time.perf_counter()
-            anchor.run(condition=RunSteps(num_steps=T, blocking=False))
-            finished, err = _call_with_timeout(anchor.wait, timeout)
-            t2 = time.perf_counter()
-            if not finished:
-                raise LavaTimeoutError(
-                    f"Lava did not finish {T} steps within {timeout:.0f} s (it can hang without diagnostics, lava#178); "
-                    "its processes were killed. Raise timeout= for long runs."
-                )
-            if err is not None:
-                raise RuntimeError(f"Lava failed while running: {err}") from err
-            out = self._collect(built, T)
-            ok = True
-        finally:  # always stop Lava: normal end, errors, timeout and KeyboardInterrupt alike
+        with sigint_guard() as guard:
+            before = {p.pid for p in multiprocessing.active_children()}
+            tmp = tempfile.mkdtemp(prefix="spikeplastic-lava-")
+            anchor = None
+            built = None
+            ok = False
             try:
-                runtime = getattr(anchor, "_runtime", None) if anchor is not None else None
-                if runtime is not None:
-                    if ok:
-                        stopped, _ = _call_with_timeout(anchor.stop, 30.0)
-                        if not stopped:
-                            _kill_runtime(runtime)
-                    else:
-                        _kill_runtime(runtime)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if built is not None:
-                    _forget(built)
+                built = self._build(x, ext, record, tmp)
+                anchor = built["procs"][self.plan.input_name]
+                self.last_build = built
+                guard.checkpoint()
+                t0 = time.perf_counter()
+                anchor.create_runtime(run_cfg=self._run_cfg())
+                guard.checkpoint()  # an interrupt swallowed during worker start-up (see _interrupt) stops here
+                t1 = time.perf_counter()
+                anchor.run(condition=RunSteps(num_steps=T, blocking=False))
+                finished, err = _call_with_timeout(anchor.wait, timeout, guard)
+                t2 = time.perf_counter()
+                if not finished:
+                    raise LavaTimeoutError(
+                        f"Lava did not finish {T} steps within {timeout:.0f} s (it can hang without diagnostics, "
+                        "lava#178); its processes were killed. Raise timeout= for long runs."
+                    )
+                if err is not None:
+                    raise RuntimeError(f"Lava failed while running: {err}") from err
+                guard.checkpoint()
+                out = self._collect(built, T)
+                ok = True
+            finally:  # always stop Lava: normal end, errors, timeout and KeyboardInterrupt alike
+                with guard.deferred():  # a second Ctrl-C must not cut the cleanup short
+                    try:
+                        runtime = getattr(anchor, "_runtime", None) if anchor is not None else None
+                        if runtime is not None:
+                            if ok:
+                                stopped, _ = _call_with_timeout(anchor.stop, 30.0)
+                                if not stopped:
+                                    _kill_runtime(runtime)
+                            else:
+                                _kill_runtime(runtime)
+                        _reap(before)
+                    finally:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        if built is not None:
+                            _forget(built)
         return dataclasses.replace(out, wall_s=t2 - t1, compile_s=t1 - t0)
 
     def _collect(self, built: dict[str, Any], T: int) -> LavaRecord:
@@ -417,12 +487,15 @@ class LavaNetwork:
         volts, weights = out["voltages"], out["weights"]
         has_v = any(k == "voltages" for k, _ in built["recorders"])
         has_w = any(k == "weights" for k, _ in built["recorders"])
+        init = {pr.name: np.asarray(pr.weights, dtype=np.float64) for pr in self.plan.projections if pr.name in weights}
         if self.mode == "fixed":
             fx = self.fixed
             raw_v = {k: np.rint(v).astype(np.int64) for k, v in volts.items()}
             raw_w = {k: np.rint(w).astype(np.int64) for k, w in weights.items()}
             fv = {k: v / fx.voltage_scale(k) for k, v in raw_v.items()}
             fw = {k: w / fx.weight_scale(k) for k, w in raw_w.items()}
+            init = {k: w / fx.weight_scale(k) for k, w in init.items()}
             return LavaRecord(spikes, fv if has_v else None, fw if has_w else None, "fixed", T, 0.0, 0.0,
-                              raw_v if has_v else None, raw_w if has_w else None)
-        return LavaRecord(spikes, volts if has_v else None, weights if has_w else None, "float", T, 0.0, 0.0)
+                              raw_v if has_v else None, raw_w if has_w else None, init if has_w else None)
+        return LavaRecord(spikes, volts if has_v else None, weights if has_w else None, "float", T, 0.0, 0.0,
+                          initial_weights=init if has_w else None)

@@ -59,7 +59,8 @@ class UnsupportedError(NotImplementedError):
 
 
 def as_ir(net_or_ir: Any) -> _ir.NetworkIR:
-    """A :class:`~spikeplastic.ir.NetworkIR` from an IR, a :class:`~spikeplastic.Network` or an IR file path."""
+    """A :class:`~spikeplastic.ir.NetworkIR` from an IR, a :class:`~spikeplastic.Network`, an IR file or a
+    training checkpoint (file or run folder; see :func:`~spikeplastic.export.cli_commands.load_source`)."""
     if isinstance(net_or_ir, _ir.NetworkIR):
         return net_or_ir
     to_ir = getattr(type(net_or_ir), "to_ir", None)
@@ -70,10 +71,13 @@ def as_ir(net_or_ir: Any) -> _ir.NetworkIR:
             return net_or_ir.to_ir()
     import os
 
-    if isinstance(net_or_ir, (str, os.PathLike)):
-        return _ir.load(net_or_ir)
+    if isinstance(net_or_ir, (str, os.PathLike)):  # an IR file, a training checkpoint or an export/run folder
+        from .cli_commands import load_network_ir
+
+        return load_network_ir(net_or_ir)
     raise TypeError(
-        f"expected a spikeplastic.ir.NetworkIR, a spikeplastic.Network or an IR file path, got {type(net_or_ir).__name__}"
+        "expected a spikeplastic.ir.NetworkIR, a spikeplastic.Network, an IR file or a checkpoint path, "
+        f"got {type(net_or_ir).__name__}"
     )
 
 

@@ -8,7 +8,8 @@
     spikeplastic compare ... --episodes 600 --out runs/cmp --resume     # extends / finishes those runs
     spikeplastic plot runs/snn/checkpoint.pt --out raster.png
     spikeplastic export runs/snn/checkpoint.pt --out lava_net/ --mode fixed
-    spikeplastic verify runs/snn/checkpoint.pt --steps 200 --json
+    spikeplastic verify runs/snn/checkpoint.pt --json           # on episodes of the checkpoint's own task
+    spikeplastic verify runs/snn --inputs x.npy                    # or on your inputs; --random-inputs RATE
     spikeplastic list
     torchrun --nproc_per_node 2 -m spikeplastic.cli train --task cue --model backpropamine --batch 30
 
@@ -65,6 +66,18 @@ def _number(kind: type, minimum: float, *, strict: bool) -> Callable[[str], Any]
 
 
 _positive_int = _number(int, 0, strict=True)
+
+
+def _rate(s: str) -> float:
+    """An argparse ``type``: a rate in (0, 1]."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1], got {s!r}") from None
+    if not (0 < v <= 1):
+        raise argparse.ArgumentTypeError(f"expected a rate in (0, 1], got {s!r}")
+    return v
+
 _nonneg_int = _number(int, 0, strict=False)
 _positive_float = _number(float, 0, strict=True)
 _nonneg_float = _number(float, 0, strict=False)
@@ -317,41 +330,44 @@ def _exporter(name: str) -> Any:
     return fn
 
 
+def _inputs_file(args: argparse.Namespace) -> str | None:
+    if args.inputs is not None and not Path(args.inputs).is_file():
+        raise UsageError("--inputs", f"no file at {args.inputs!r} (expected a .npy array [T, n_in] or [episodes, T, n_in])")
+    if args.episodes is not None and (args.inputs is not None or getattr(args, "random_inputs", None) is not None):
+        raise UsageError("--episodes", "applies to the checkpoint's task episodes only, not with --inputs or --random-inputs")
+    return args.inputs
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     if not Path(args.checkpoint).exists():
         raise UsageError("CKPT", f"no checkpoint at {args.checkpoint!r}")
     _out_folder("--out", args.out)
+    inputs_file = _inputs_file(args)
     fn = _exporter("export")
     if fn is None:
         return 1
     try:
-        written = fn(args.checkpoint, args.out, args.mode)
+        written = fn(args.checkpoint, args.out, args.mode, inputs=inputs_file, episodes=args.episodes, seed=args.seed)
     except (FileNotFoundError, ValueError) as e:
+        if str(e).startswith("argument "):  # bad --inputs file: the message names it
+            print(f"spikeplastic export: error: {e}", file=sys.stderr)
+            return 2
         raise UsageError("CKPT", f"cannot export {args.checkpoint!r}: {e}") from None
-    if isinstance(written, int):
-        return written
     for name, path in dict(written or {}).items():
         print(f"{name}: {path}")
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    import inspect
-
     if not Path(args.checkpoint).exists():
         raise UsageError("CKPT", f"no checkpoint at {args.checkpoint!r}")
+    inputs_file = _inputs_file(args)
     fn = _exporter("verify")
     if fn is None:
         return 1
-    kw: dict[str, Any] = {}
-    params = inspect.signature(fn).parameters
-    if "backend" in params:
-        kw["backend"] = args.backend
-    elif args.backend != "cpu":
-        raise UsageError("--backend", f"this exporter's verify_command() has no backend option; only 'cpu' is available, got {args.backend!r}")
-    if "seed" in params:
-        kw["seed"] = args.seed
-    return int(fn(args.checkpoint, args.steps, args.mode, args.json, **kw))
+    return int(fn(args.checkpoint, args.steps, args.mode, args.json, backend=args.backend, seed=args.seed,
+                  inputs=inputs_file, random_inputs=args.random_inputs, episodes=args.episodes,
+                  allow_silent=args.allow_silent))
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -426,15 +442,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", metavar="CKPT")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--mode", choices=["float", "fixed"], default="float")
+    p.add_argument("--episodes", type=_positive_int, default=None,
+                   help="task episodes saved as inputs.npy, run_lava.py's default input (default: the fewest "
+                        "with >= 200 steps, at most 10)")
+    p.add_argument("--inputs", metavar="FILE.npy", default=None,
+                   help="save these network inputs ([T, n_in] or [episodes, T, n_in]) instead of task episodes")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the saved task episodes")
     p.set_defaults(fn=_cmd_export)
 
-    p = sub.add_parser("verify", help="run torch and Lava side by side and compare")
-    p.add_argument("checkpoint", metavar="CKPT")
-    p.add_argument("--steps", type=_positive_int, default=100)
+    p = sub.add_parser("verify", help="run torch and Lava side by side on the same inputs and compare",
+                       description="Run the torch float64 reference and the Lava export on the same inputs and "
+                                   "compare spikes and plastic weights. Default inputs: episodes of the checkpoint's "
+                                   "own task, encoded as its model encodes them, each from a fresh state. Exit 0 when "
+                                   "ok, 1 when not (divergence, or a silent/saturated population or unchanged "
+                                   "plastic weights unless --allow-silent), 2 on unusable input, 130 on Ctrl-C.")
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint.pt or its run folder, an export folder or IR file")
+    p.add_argument("--episodes", type=_positive_int, default=None,
+                   help="task episodes to run, each from a fresh state (default: the fewest whole episodes with "
+                        ">= 200 steps in all, at most 10; with --steps: >= STEPS)")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="task inputs: at least this many steps in whole episodes (default 200); --inputs: the first "
+                        "STEPS of each episode; --random-inputs: the run's length (default 200)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--inputs", metavar="FILE.npy", default=None,
+                     help="network inputs [T, n_in] or [episodes, T, n_in] instead of task episodes")
+    src.add_argument("--random-inputs", metavar="RATE", type=_rate, default=None,
+                     help="random inputs instead of task episodes: Bernoulli(RATE) spikes (current inputs: N(0,1) "
+                          "currents present with probability RATE), RATE in (0, 1]")
+    p.add_argument("--allow-silent", action="store_true",
+                   help="accept silent or saturated populations and unchanged plastic weights (still reported)")
     p.add_argument("--mode", choices=["float", "fixed"], default="float")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument("--backend", choices=["cpu", "loihi2"], default="cpu")
-    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the verification inputs")
+    p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the verification episodes/inputs")
     p.set_defaults(fn=_cmd_verify)
 
     p = sub.add_parser("list", help="list task and model ids")

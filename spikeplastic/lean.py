@@ -1531,8 +1531,9 @@ def check_network(net: Any) -> list[_LayerPlan]:
 
     Supported: a chain of LIF populations, each fed by exactly one projection from ``"in"`` or an
     earlier population, plus at most one recurrent projection onto itself; every projection static
-    or plastic with pair STDP (alpha per synapse / shared / none, decay fixed or learned, clip),
-    no neuromodulation, and no Loihi integer-state emulation (``LIF.quantum``).
+    or plastic with pair STDP (alpha per synapse / shared / none, decay fixed or learned, clip,
+    ``rule_input_grad`` either way), no neuromodulation, and no Loihi integer-state emulation
+    (``LIF.quantum``).
     """
     from .network import Network
     from .rules import STDP

@@ -27,15 +27,22 @@ Sizes per task family (from docs/TASKS.md where given):
 
 - *memory* tasks (``pattern``, ``pattern50``, ``images``: ``n_in == n_out``, one unit per
   bit/pixel): ``rate-*`` = ``PlasticRNN(n, bias_unit=True)`` (N = n + 1 units; ``images`` clamps);
-  ``snn-*`` = ``n`` LIF neurons, one per bit, fixed one-to-one input (current +-4), per-neuron
-  readout; memoryless voltage (``dv=1``), learned bias (init -1), STDP ``A+=0.1, A-=0.01,
-  tau=1``, ``alpha_init = 15/n`` (so a +1 bit spikes, a -1 bit stays silent, and the stored
-  co-activity drives the degraded bits; tuned on ``pattern50``);
+  ``snn-*`` = ``n`` LIF neurons, one per bit, fixed one-to-one input, per-neuron readout; with
+  ``init="tuned"`` (default) input current +-4, memoryless voltage (``dv=1``), learned bias
+  (init -1), STDP ``A+=0.1, A-=0.01, tau=1.5``, ``alpha_init = 15/n`` (so a +1 bit spikes, a -1
+  bit stays silent, and the stored co-activity drives the degraded bits; tuned by hand on
+  ``pattern50``); with ``init="generic"`` the values of every other task (below), inputs
+  normalised to +-2 and ``alpha_init = 1/(A+ n)``;
   ``backpropamine*`` = ``n`` hidden units; ``rnn`` = ``n + 1`` units (2051 on ``pattern50``, the
   paper's comparison), ``lstm`` = ``n`` (2000 on ``pattern50``).
 - *RL* tasks (``maze``, ``maze13``, ``cue``): 200 recurrent units for every model (the papers'
   size; 32 on the reduced ``cue-small``, :data:`RL_HIDDEN`), linear input map and a linear
-  readout of ``n_act`` policy logits + 1 value; ``snn-*``: 2 spiking steps per task step.
+  readout of ``n_act`` policy logits + 1 value; ``snn-*``: 2 spiking steps per task step, LIF
+  ``du=1, dv=0.2, vth=1``, STDP ``A+=0.02, A-=0.01, tau=10``, decay 0.01, ``alpha_init`` 0.05
+  (``init="generic"``: ``1/(A+ n)``).
+- ``snn-*`` models backpropagate with ``rule_input_grad=False`` (docs/STABILITY.md): the STDP
+  update's spike inputs are constants in the backward pass, which keeps BPTT finite on long
+  episodes; ``rule_input_grad=True`` gives the exact surrogate gradient.
   ``backpropamine*`` on the cue tasks start ``eta`` at 0.1 (the original cue-reward runs).
 - ``oneshot``: ``rate-oja`` = ``OneShotPlastic`` (4 conv layers, 64 channels, plastic readout);
   the others: 200 recurrent units on the flattened image + label.
@@ -385,12 +392,21 @@ def _n_out(task: Any) -> int:
 #: spiking-model initialisations (``--model-kw init=...``), see the module docstring
 SNN_INITS = ("tuned", "generic")
 
-#: the generic initialisation: SpikingModel's own defaults on every task, only the sizes and the
-#: input normalisation taken from the task (docs/STABILITY.md)
-_GENERIC_CORE: Mapping[str, Any] = MappingProxyType(dict(
+#: the spiking core's values on the non-memory tasks (both initialisations)
+_CORE: Mapping[str, Any] = MappingProxyType(dict(
     lif={"du": 1.0, "dv": 0.2, "vth": 1.0}, alpha_init=0.05, decay=0.01,
     stdp={"a_plus": 0.02, "a_minus": 0.01, "tau_plus": 10.0, "tau_minus": 10.0},
 ))
+
+
+def _generic(n_hidden: int) -> dict[str, Any]:
+    """The generic initialisation (docs/STABILITY.md): :data:`_CORE` on every task, with the
+    plasticity coefficient normalised by the recurrent fan-in, ``alpha = 1 / (A+ * n)``, so that a
+    synapse potentiated by one coincident pair adds ``1/n`` to the weight and a fully co-active
+    population adds O(1) (the threshold's scale) to its targets' input, whatever ``n``."""
+    d = dict(_CORE)
+    d["alpha_init"] = 1.0 / (float(_CORE["stdp"]["a_plus"]) * n_hidden)
+    return d
 
 
 def _snn(plastic: bool, modulation: str | None) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
@@ -412,13 +428,12 @@ def _snn(plastic: bool, modulation: str | None) -> Callable[[Any, dict[str, Any]
                          lif={"dv": 1.0, "bias": -1.0, "learn_bias": True},
                          stdp={"a_plus": 0.1, "a_minus": 0.01, "tau_plus": 1.5, "tau_minus": 1.5})
             else:
-                # generic: task inputs normalised to +-2 (as the dense map's unit-scale inputs), the
-                # model's default neuron, rule and plasticity coefficients
-                d.update(_GENERIC_CORE, input_gain=2.0 / scale, lif=dict(_GENERIC_CORE["lif"], learn_bias=True))
+                # generic: task inputs normalised to +-2 (as the dense map's unit-scale inputs)
+                d.update(_generic(task.n_in), input_gain=2.0 / scale, lif=dict(_CORE["lif"], learn_bias=True))
         else:
-            # one set of values for every other task (already generic: "tuned" and "generic" agree)
-            d = dict(n_hidden=_hidden(task), input_map="dense", readout="linear",
-                     output="linear", steps_per_frame=2, input_gain=2.0, **_GENERIC_CORE)
+            n = int(kw.get("n_hidden", _hidden(task)))
+            d = dict(n_hidden=n, input_map="dense", readout="linear",
+                     output="linear", steps_per_frame=2, input_gain=2.0, **(_generic(n) if init == "generic" else _CORE))
         if modulation == "retroactive":
             d["decay"] = 0.0  # Lava synapses have two tags: eligibility + alpha leave none for the anchor
         d.update(kw)

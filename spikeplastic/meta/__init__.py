@@ -8,7 +8,8 @@ Public API::
 Modules: :mod:`.protocol` (task/model interfaces), :mod:`.config` (:class:`TrainConfig`),
 :mod:`.trainer` (:func:`train`, :class:`Trainer`), :mod:`.episodes` (supervised loss and A2C),
 :mod:`.checkpoint`, :mod:`.metrics`, :mod:`.devices`, :mod:`.distributed` (``torchrun``),
-:mod:`.compare` (multi-model, multi-seed runs), :mod:`.plot` (rasters and weight traces).
+:mod:`.compare` (multi-model, multi-seed runs), :mod:`.plot` (rasters and weight traces),
+:mod:`.replay` (a checkpoint's model and its task's encoded episodes, e.g. for verification).
 This package imports neither the tasks nor the models at import time (they import it).
 """
 from .checkpoint import CheckpointError, load_checkpoint, load_ir

@@ -19,30 +19,12 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
-from .config import TrainConfig
 from .metrics import METRICS_NAME, read_metrics
-from .protocol import RLTask
+from .replay import episode_inputs, load_model
 
 __all__ = ["plot_checkpoint", "record_episode", "stdp_window_of"]
 
 _MAX_RECORD_BYTES = 256 * 2**20
-
-
-def _episode_inputs(model: Any, task: Any, seed: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    if not isinstance(task, RLTask):
-        return task.sample(1, g).inputs
-    ag = torch.Generator().manual_seed(seed + 1)
-    obs = task.reset(1, g)
-    state = model.initial_state(1)
-    xs = []
-    for _ in range(task.T):
-        xs.append(obs)
-        out, state = model.step(obs, state)
-        p = torch.softmax(out[:, : task.n_actions], dim=-1)
-        a = torch.multinomial(p, 1, generator=ag).squeeze(1)
-        obs, _ = task.step(a)
-    return torch.stack(xs)
 
 
 def record_episode(model: Any, x: torch.Tensor) -> dict[str, Any]:
@@ -119,27 +101,23 @@ def plot_checkpoint(path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     import matplotlib.pyplot as plt
 
     from ..models import SpikingModel, make_model
-    from ..tasks import make_task
 
     p = Path(path)
     ck = load_checkpoint(p)
-    cfg = TrainConfig.from_dict(ck["config"])
     if ck.get("ir") is None:
-        raise ValueError(f"plot needs a spiking model (snn-*): checkpoint {str(p)!r} holds {cfg.model!r}, "
-                         "which wraps no spikeplastic Network")
-    task = make_task(cfg.task, **cfg.task_kwargs)
-    model = make_model(cfg.model, task, **cfg.model_kwargs)
+        raise ValueError(f"plot needs a spiking model (snn-*): checkpoint {str(p)!r} holds "
+                         f"{ck.get('config', {}).get('model', '?')!r}, which wraps no spikeplastic Network")
+    model, task, cfg = load_model(ck)
     if not isinstance(model, SpikingModel):
         raise ValueError(f"plot supports the SpikingModel of the snn-* ids, got {type(model).__name__}")
-    rule0 = _rule_of(model)  # the registry's initial rule values are deterministic
+    with torch.random.fork_rng(devices=[]):  # the registry's initial rule values are deterministic
+        rule0 = _rule_of(make_model(cfg.model, task, **cfg.model_kwargs))
     win0 = None if rule0 is None else stdp_window_of(rule0)
-    model.load_state_dict(ck["model_state"])
     rule = _rule_of(model)
     win = None if rule is None else stdp_window_of(rule)
-    model.eval()
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        x = _episode_inputs(model, task, seed)
+        x = episode_inputs(model, task, 1, seed)
         r = record_episode(model, x)
     ckfile = p if p.is_file() else p / "checkpoint.pt"
     out_p = Path(out) if out is not None else ckfile.with_suffix(".png")

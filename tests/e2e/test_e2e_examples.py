@@ -32,7 +32,8 @@ def test_demo_quick_trains_compares_exports_and_verifies(tmp_path: Path) -> None
     assert (tmp_path / "demo" / "compare" / "curves.png").exists()
     assert (tmp_path / "demo" / "export" / "network_ir.npz").exists()
     if HAVE_LAVA:
-        assert "ok=True" in stdout and "spike agreement 100.0000%" in stdout
+        assert "verify: ok" in stdout and "spike agreement 100.0000%" in stdout
+        assert "hidden (50 neurons):" in stdout and "hidden_to_hidden:" in stdout
 
 
 @pytest.mark.parametrize(
@@ -45,6 +46,8 @@ def test_demo_quick_trains_compares_exports_and_verifies(tmp_path: Path) -> None
         ("oneshot.py", []),
         ("maze.py", []),
         ("cue.py", ["--episodes", "3"]),
+        ("grad_stability.py", []),
+        ("snn_init.py", ["--seeds", "1"]),
     ],
 )
 def test_example_quick(script: str, extra: list[str], tmp_path: Path) -> None:

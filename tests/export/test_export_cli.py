@@ -71,11 +71,19 @@ def test_export_command_rejects_unsupported(tmp_path) -> None:
 def test_loader_script_rebuilds_and_runs_the_network(tmp_path) -> None:
     _ir.save(stdp_recurrent(), tmp_path / "net.npz")
     out = export_command(tmp_path / "net.npz", tmp_path / "out", "float")
-    r = subprocess.run([sys.executable, str(out["loader"]), "--steps", "40"], capture_output=True, text=True, timeout=300)
+    assert "inputs" not in out  # an IR file has no task: nothing to save
+    loader = [sys.executable, str(out["loader"])]
+    r = subprocess.run(loader, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--inputs FILE.npy or --random-inputs RATE" in r.stderr  # no silent default
+    r = subprocess.run(loader + ["--random-inputs", "0.3", "--steps", "40"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "l1:" in r.stdout and "steps/s" in r.stdout
+    assert "l1:" in r.stdout and "spikes in 40 steps" in r.stdout and "in_to_l1: weight change" in r.stdout
+    assert "steps/s" in r.stdout and "NOT OK" not in r.stdout
     rec = np.load(tmp_path / "out" / "lava_record.npz")
-    assert rec["spikes/l1"].shape == (40, 8) and rec["weights/in_to_l1"].shape == (40, 8, 10)
+    assert rec["episode0/spikes/l1"].shape == (40, 8) and rec["episode0/weights/in_to_l1"].shape == (40, 8, 10)
+    np.save(tmp_path / "bad.npy", np.zeros((40, 3)))
+    r = subprocess.run(loader + ["--inputs", str(tmp_path / "bad.npy")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--inputs" in r.stderr and "[T, 10]" in r.stderr
 
 
 @pytest.mark.lava
@@ -83,9 +91,13 @@ def test_loader_script_rebuilds_and_runs_the_network(tmp_path) -> None:
 def test_verify_command_json_and_exit_status(tmp_path, no_stray_processes: None) -> None:
     _ir.save(stdp_recurrent(), tmp_path / "net.npz")
     buf = io.StringIO()
-    assert verify_command(tmp_path / "net.npz", steps=80, mode="float", as_json=True, stream=buf) == 0
+    assert verify_command(tmp_path / "net.npz", steps=80, mode="float", as_json=True, random_inputs=0.3, stream=buf) == 0
     rep = json.loads(buf.getvalue())
     assert rep["ok"] and rep["spike_agreement_pct"] == 100.0 and rep["steps"] == 80
+    assert all(p["spikes_reference"] == p["spikes_lava"] > 0 for p in rep["populations"].values())
+    assert all(q["max_weight_change"] > 0 for q in rep["projections"].values())
+    # an IR file has no task: without inputs verify refuses (exit 2) instead of inventing random ones
+    assert verify_command(tmp_path / "net.npz", stream=io.StringIO()) == 2
 
 
 def test_verify_command_exit_codes(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -123,7 +135,7 @@ def test_verify_command_loihi2_backend_fails_clearly(tmp_path, capsys) -> None:
     torch.manual_seed(0)
     p = tmp_path / "n.npz"
     sp.ir.save(sp.Network.feedforward([5, 4], rule="stdp").to_ir(), p)
-    code = verify_command(p, steps=20, mode="fixed", backend="loihi2")
+    code = verify_command(p, steps=20, mode="fixed", backend="loihi2", random_inputs=0.3)
     err = capsys.readouterr().err
     assert code == 2
     assert "lava-loihi" in err and "not installed" in err

@@ -125,3 +125,48 @@ def test_lava_imports_after_the_start_method_was_fixed() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["ok", "fork"]
+
+
+@pytest.mark.lava
+@needs_lava
+def test_importing_the_exporter_installs_the_hook_for_plain_lava() -> None:
+    """`import spikeplastic.export` is enough for the user's own Lava processes (no to_lava call)."""
+    code = (
+        "import sys\n"
+        "import spikeplastic.export\n"
+        "from spikeplastic.export import _compat\n"
+        "assert _compat.is_installed() == _compat.needs_patch()\n"
+        "assert not [m for m in sys.modules if m == 'lava' or m.startswith('lava.')]  # installed, nothing loaded\n"
+        "import numpy as np\n"
+        "from lava.proc.lif.process import LIF\n"
+        "from lava.magma.core.run_configs import Loihi2SimCfg\n"
+        "from lava.magma.core.run_conditions import RunSteps\n"
+        "lif = LIF(shape=(3,), bias_mant=np.array([0.3, 0.6, 1.2]), vth=1.0, du=1.0, dv=0.0)\n"
+        "try:\n"
+        "    lif.run(condition=RunSteps(num_steps=2), run_cfg=Loihi2SimCfg())\n"
+        "    v = lif.v.get()\n"
+        "finally:\n"
+        "    lif.stop()\n"
+        "print(' '.join(f'{a:.6f}' for a in v))\n"
+    )
+    r = _py(code)
+    assert r.returncode == 0, r.stderr[-2000:]
+    # v = v + bias, spike (and reset) above 1: [0.3, 0.6, 1.2 -> 0] then [0.6, 1.2 -> 0, 1.2 -> 0]
+    assert r.stdout.split() == ["0.600000", "0.000000", "0.000000"]
+
+
+@pytest.mark.lava
+@needs_lava
+def test_readme_example_connects_an_export_to_your_own_lava_process() -> None:
+    """The README's example (export section) runs as written."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("<!-- own-lava-process example")
+    body = readme.index("```python", start) + len("```python")
+    code = readme[body: readme.index("```", body)]
+    assert "import spikeplastic.export" in code and ".processes(x)" in code
+    r = _py(code)
+    assert r.returncode == 0, r.stderr[-2000:]
+    u = [float(v) for v in r.stdout.strip().strip("[]").split()]
+    assert len(u) == 2 and min(u) > 0  # the readout integrated spikes of the exported population

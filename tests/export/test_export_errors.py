@@ -120,7 +120,7 @@ def test_keyboard_interrupt_stops_lava(monkeypatch: pytest.MonkeyPatch, no_stray
 
     from spikeplastic.export import _lava
 
-    def interrupted(fn, timeout):  # Ctrl-C while waiting for the run
+    def interrupted(fn, timeout, guard=None):  # Ctrl-C while waiting for the run
         raise KeyboardInterrupt
 
     lnet = to_lava(stdp_recurrent())

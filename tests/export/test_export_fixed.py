@@ -140,10 +140,13 @@ def test_lava_fixed_is_bit_exact_with_emulation(make, no_stray_processes: None) 
 def test_verify_fixed_reports_agreement_and_lsb_error(no_stray_processes: None) -> None:
     from spikeplastic.export import verify
 
-    rep = verify(_stdp_fixed_case(), steps=T, mode="fixed", seed=5)
-    assert rep.ok and rep.bit_exact_vs_emulator
-    # what fixed point honestly gives vs the float64 reference (quantisation, not bugs):
-    assert rep.spike_agreement_pct > 80.0
+    rep = verify(_stdp_fixed_case(), steps=T, mode="fixed", seed=5, random_inputs=0.2)
+    assert rep.ok and rep.bit_exact_vs_emulator, rep.summary()
+    assert all(p.spikes_lava > 0 and p.emulator_mismatches == 0 for p in rep.populations.values())
+    # what fixed point honestly gives vs the float64 reference (quantisation, not bugs), over spike
+    # events (matched / spikes on either side): measured 62.2 % here (the old per-(neuron, step) cell
+    # count said > 80 %, most of it silent cells)
+    assert 50.0 < rep.spike_agreement_pct < 100.0
     for name, q in rep.projections.items():
         assert q.lsb is not None and q.rule_replay_max_lsb is not None
         # the learning engine itself (same spikes): 5-bit traces, integer taus, stochastic rounding

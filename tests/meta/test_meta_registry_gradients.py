@@ -64,3 +64,11 @@ def test_bound_catches_the_old_explosion() -> None:
     tr = _trainer("images", "snn-stdp", rule_input_grad=True)
     norm = tr.step()["grad_norm"]
     assert not (math.isfinite(norm) and norm < BOUND), norm
+
+
+@pytest.mark.parametrize("task", ["images", "cue"])
+def test_generic_initialisation_is_bounded_too(task: str) -> None:
+    tr = _trainer(task, "snn-stdp", init="generic")
+    recs = [tr.step() for _ in range(2)]
+    norms = [r["grad_norm"] for r in recs]
+    assert not any(r["skipped"] for r in recs) and all(math.isfinite(n) and 0.0 < n < BOUND for n in norms), norms
