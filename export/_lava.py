@@ -5,6 +5,7 @@ Imported only by :func:`spikeplastic.export.to_lava` (it imports Lava through th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import multiprocessing
 import os
 import shutil
@@ -27,6 +28,33 @@ RECORDABLE = ("spikes", "voltages", "weights")
 
 class LavaTimeoutError(TimeoutError):
     """A Lava run did not finish in time; its OS processes were killed."""
+
+
+#: loggers to which Lava 0.10 adds a handler on every Process it creates (the root logger) and on
+#: every compilation (its compiler's)
+_LAVA_LOGGERS = ("", "lava.magma.compiler.compiler")
+
+
+def _log_handlers() -> dict[str, list[logging.Handler]]:
+    return {name: list(logging.getLogger(name).handlers) for name in _LAVA_LOGGERS}
+
+
+def _drop_new_handlers(before: dict[str, list[logging.Handler]]) -> None:
+    """Remove the logging handlers added since ``before`` was taken.
+
+    Lava adds a ``StreamHandler`` (level ERROR) to the *root* logger for every Process it creates
+    and one to its compiler's logger per compilation, and never removes them. After a few exports
+    every ERROR record of the whole program was printed once per Lava process ever created, and
+    WARNING records -- which Python prints when no handler is configured (``logging.lastResort``),
+    e.g. the trainer's "non-finite loss; optimiser step skipped" -- were silently dropped.
+    Lava's own records still reach stderr through ``lastResort``.
+    """
+    for name, old in before.items():
+        lg = logging.getLogger(name)
+        keep = {id(h) for h in old}
+        for h in list(lg.handlers):
+            if id(h) not in keep:
+                lg.removeHandler(h)
 
 
 def _forget(built: dict[str, Any]) -> None:
@@ -256,6 +284,16 @@ class LavaNetwork:
 
     # ---- build --------------------------------------------------------------------------------
     def _build(self, x: np.ndarray, ext: dict[str, np.ndarray], record: Sequence[str], tmp: str) -> dict[str, Any]:
+        """The Lava processes of this network (:meth:`_build_processes`), without the logging
+        handlers Lava adds for each of them (:func:`_drop_new_handlers`)."""
+        before = _log_handlers()
+        try:
+            return self._build_processes(x, ext, record, tmp)
+        finally:
+            _drop_new_handlers(before)
+
+    def _build_processes(self, x: np.ndarray, ext: dict[str, np.ndarray], record: Sequence[str],
+                         tmp: str) -> dict[str, Any]:
         import_lava()
         from lava.magma.core.learning.learning_rule import Loihi2FLearningRule, Loihi3FLearningRule
         from lava.proc.dense.process import Dense, LearningDense
@@ -422,7 +460,9 @@ class LavaNetwork:
         Raises:
             LavaTimeoutError: the run did not finish in time (its processes are killed).
             RuntimeError: Lava reported an error.
-        Lava is always stopped before this returns or raises (KeyboardInterrupt included).
+        Lava is always stopped before this returns or raises (KeyboardInterrupt included), and what
+        Lava keeps of the run in its global state (registered Processes and Vars, implicit ports on
+        ProcessModel classes, logging handlers) is dropped, so repeated runs do not accumulate.
         """
         for r in record:
             if r not in RECORDABLE:
@@ -439,6 +479,7 @@ class LavaNetwork:
             anchor = None
             built = None
             ok = False
+            handlers = _log_handlers()
             try:
                 built = self._build(x, ext, record, tmp)
                 anchor = built["procs"][self.plan.input_name]
@@ -475,6 +516,7 @@ class LavaNetwork:
                         _reap(before)
                     finally:
                         shutil.rmtree(tmp, ignore_errors=True)
+                        _drop_new_handlers(handlers)
                         if built is not None:
                             _forget(built)
         return dataclasses.replace(out, wall_s=t2 - t1, compile_s=t1 - t0)

@@ -3,8 +3,10 @@
 Lava 0.10 keeps every Process and Var ever created in global registries and every implicit VarPort
 (the recorders' RefPorts connected to Vars) on the ProcessModel class, so each exported network a
 program ran stayed in memory (+0.65 MiB per export+verify cycle, found by
-``benchmarks/reliability.py``); ``LavaNetwork.run`` now drops those references when it ends, on
-success and on interruption alike.
+``benchmarks/reliability.py``); and it adds a logging handler to the root logger for every Process
+(and to its compiler's logger per compilation), so every ERROR record of the program was printed
+once per Lava process ever created and WARNING records were dropped. ``LavaNetwork`` now drops all
+of these when a run ends (on success and on interruption alike) and after building processes.
 """
 from __future__ import annotations
 
@@ -34,6 +36,12 @@ def _built(lnet: Any) -> list[Any]:
     return [*b["procs"].values(), *b["conns"].values(), *b["extras"], *(r for r, _ in b["recorders"].values())]
 
 
+def _handlers() -> list[int]:
+    import logging
+
+    return [len(logging.getLogger(n).handlers) for n in ("", "lava.magma.compiler.compiler")]
+
+
 def _check_released(lnet: Any, n_procs: int, n_vars: int) -> None:
     from lava.magma.core.process.ports.ports import ImplicitVarPort
 
@@ -60,9 +68,10 @@ def test_a_finished_run_is_freed(no_stray_processes: None) -> None:
 
     lnet = to_lava(stdp_modulated())
     procs, var_list = _registries()
-    n_procs, n_vars = len(procs), len(var_list)
+    n_procs, n_vars, handlers = len(procs), len(var_list), _handlers()
     rec = lnet.run(spikes(20), third_factor=third(20))  # spikes, voltages and weights: implicit ports
     assert rec.weights and rec.voltages and sum(int(s.sum()) for s in rec.spikes.values()) > 0
+    assert _handlers() == handlers, "Lava's logging handlers were left on the root/compiler logger"
     _check_released(lnet, n_procs, n_vars)
 
 
@@ -74,8 +83,18 @@ def test_an_interrupted_run_is_freed(monkeypatch: pytest.MonkeyPatch, no_stray_p
 
     lnet = to_lava(stdp_modulated())
     procs, var_list = _registries()
-    n_procs, n_vars = len(procs), len(var_list)
+    n_procs, n_vars, handlers = len(procs), len(var_list), _handlers()
     monkeypatch.setattr(_lava, "_call_with_timeout", interrupted)
     with pytest.raises(KeyboardInterrupt):
         lnet.run(spikes(20), third_factor=third(20))
+    assert _handlers() == handlers, "Lava's logging handlers were left on the root/compiler logger"
     _check_released(lnet, n_procs, n_vars)
+
+
+def test_building_processes_adds_no_logging_handler() -> None:
+    from spikeplastic.export import to_lava
+
+    handlers = _handlers()
+    procs = to_lava(stdp_modulated()).processes(spikes(20), third_factor=third(20))
+    assert len(procs) > 3
+    assert _handlers() == handlers, "Lava's per-process logging handlers were left on the root logger"
