@@ -17,9 +17,10 @@ Parts (each prints its figures; every check reports the counts it is based on):
 3. ``sigint-train`` / ``sigint-verify``: ``spikeplastic train`` (``pattern50``, ``snn-stdp``, frequent
    checkpoints) and ``spikeplastic verify`` (on that run's checkpoint, with its default inputs: the
    task's own episodes, each a separate Lava run with its own worker start-up), started as
-   subprocesses in their own process group and sent SIGINT after a random delay (seeded,
-   stratified over 85% of the uninterrupted run's wall time, so that start-up and running are both
-   hit), alternately to the whole group (a terminal's Ctrl-C, which Lava's worker processes receive
+   subprocesses in their own process group and sent SIGINT after a random delay (seeded; half of
+   the trials during start-up, half while running -- ``train``: from its first ``metrics.jsonl``
+   line to its ``done`` line; ``verify``: from its first child process to its report -- as timed
+   on an uninterrupted run; stratified), alternately to the whole group (a terminal's Ctrl-C, which Lava's worker processes receive
    too) and to the main process only (``kill -INT PID``). Checked: the process exits within a
    timeout, with a non-zero status (130 expected), and no process of its group, nor any descendant
    seen while it ran, survives it. For ``train``: ``--resume`` (or, when the interrupt came before
@@ -66,8 +67,8 @@ MIB = 2**20
 TRAIN_ARGS = ("--task", "pattern50", "--model", "snn-stdp", "--no-progress", "--seed", "0")
 #: processes that a Python process starts once and keeps by design (not leftovers of a cycle)
 HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
-#: SIGINT delays are drawn over this fraction of the uninterrupted run's wall time (its end is
-#: interpreter shutdown; under load a run can also be faster than the reference was)
+#: without a timed running phase, SIGINT delays are drawn over this fraction of the uninterrupted
+#: run's wall time (its end is interpreter shutdown)
 SPAN = 0.85
 
 
@@ -80,15 +81,15 @@ class Sizes:
     cycle_episodes: int = 10  # pattern50 episodes (11 steps each) per export+verify cycle
     train_trials: int = 20
     verify_trials: int = 20
-    train_episodes: int = 60
-    checkpoint_every: int = 4
+    train_episodes: int = 150
+    checkpoint_every: int = 5
     verify_episodes: int | None = None  # task episodes per `spikeplastic verify` (None: its default, 10)
     long_steps: int = 100_000
     long_nets: tuple[str, ...] = ("snn-stdp", "stdp-recurrent")
 
 
 FULL = Sizes()
-QUICK = Sizes(cycles=3, warmup=1, cycle_episodes=4, train_trials=2, verify_trials=2, train_episodes=12,
+QUICK = Sizes(cycles=3, warmup=1, cycle_episodes=4, train_trials=2, verify_trials=2, train_episodes=16,
               checkpoint_every=2, verify_episodes=3, long_steps=10_000)
 
 
@@ -313,8 +314,8 @@ class Trial:
     hung: bool = False
     phase: str = ""  # what the run was doing when signalled
     ran_to_end: bool = False  # signalled before its final output, which it printed all the same
-    workers_at_signal: int = 0  # descendants (Lava workers, helpers) alive at the signal
-    max_workers: int = 0
+    workers_at_signal: int = 0  # descendants alive at the signal, not counting helpers (HELPERS)
+    max_workers: int = 0  # the most descendants seen alive at once, helpers included
     leftovers: list[str] = field(default_factory=list)
     message: str = ""  # the last line of stderr
     resumed: str = ""  # train: "resume", "overwrite" or "" ; how the run was completed
@@ -322,12 +323,14 @@ class Trial:
     detail: str = ""
 
 
-def interrupt(argv: Sequence[str], delay: float, target: str, log: Path, *, phase_of: Callable[[str, str, int], str],
+def interrupt(argv: Sequence[str], delay: float, target: str, log: Path, *,
+              phase_of: Callable[[str, str, int, int], str],
               final: Callable[[str, str], bool], timeout: float = 60.0, grace: float = 5.0, index: int = 0) -> Trial:
     """Start ``argv`` in its own process group, send SIGINT after ``delay`` s, judge the exit.
 
-    ``phase_of(stderr, stdout, n_children)`` names what the run was doing at the signal (from its
-    output so far); ``final(stderr, stdout)``: whether its output is that of a run that finished.
+    ``phase_of(stderr, stdout, n_children, n_seen)`` names what the run was doing at the signal (from
+    its output so far, its descendants alive then and all it had had, helpers not counted);
+    ``final(stderr, stdout)``: whether its output is that of a run that finished.
     The phase ``"exiting"`` means its final output was already there (the signal came late).
     """
     tr = Trial(index, delay, target)
@@ -352,9 +355,10 @@ def interrupt(argv: Sequence[str], delay: float, target: str, log: Path, *, phas
         now = descendants(proc.pid)
         for p in now:
             seen.setdefault(p.pid, p)
-        tr.workers_at_signal = len(now)
+        tr.workers_at_signal = sum(not is_helper(p) for p in now)
         tr.max_workers = max(tr.max_workers, len(now))
-        tr.phase = "exiting" if final(*output()) else phase_of(*output(), len(now))
+        n_seen = sum(not is_helper(p) for p in seen.values())
+        tr.phase = "exiting" if final(*output()) else phase_of(*output(), tr.workers_at_signal, n_seen)
         t_sig = time.monotonic()
         try:
             if target == "group":
@@ -393,11 +397,56 @@ def interrupt(argv: Sequence[str], delay: float, target: str, log: Path, *, phas
     return tr
 
 
-def delays(n: int, span: float, rng: random.Random) -> list[float]:
-    """``n`` delays in ``[0, span)``, one uniformly in each of ``n`` equal strata (shuffled)."""
-    d = [span * (i + rng.random()) / n for i in range(n)]
+def delays(n: int, running: float | None, end: float, rng: random.Random) -> list[float]:
+    """``n`` delays, half of them over the start-up ``[0, running)`` and half over the running part
+    ``[running, end)`` (all over ``[0, SPAN * end)`` when ``running`` is None), one uniformly in
+    each of equal strata (shuffled)."""
+
+    def strata(k: int, lo: float, hi: float) -> list[float]:
+        return [lo + (hi - lo) * (i + rng.random()) / k for i in range(k)]
+
+    d = strata(n, 0.0, SPAN * end) if running is None else strata(n // 2, 0.0, running) + strata(n - n // 2, running, end)
     rng.shuffle(d)
     return d
+
+
+@dataclass(frozen=True)
+class Reference:
+    """An uninterrupted run: exit status, stderr, wall time, and when (s after the start) it was
+    first seen running and its final output first appeared (polled every 20 ms; None: never)."""
+
+    rc: int
+    stderr: str
+    total: float
+    running: float | None
+    final: float | None
+
+    @property
+    def end(self) -> float:
+        return self.final if self.final is not None else SPAN * self.total
+
+
+def reference_run(argv: Sequence[str], running: Callable[[str, str, int], bool], final: Callable[[str, str], bool],
+                  log: Path, timeout: float = 600.0) -> Reference:
+    """Run ``argv`` uninterrupted, timing its phases (``running(stderr, stdout, n_children)``)."""
+    err_path, out_path = log.with_suffix(".err"), log.with_suffix(".out")
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.monotonic()
+    t_run = t_final = None
+    while proc.poll() is None:
+        now = time.monotonic() - t0
+        if now > timeout:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            break
+        err_text, out_text = err_path.read_text(errors="replace"), out_path.read_text(errors="replace")
+        if t_run is None and running(err_text, out_text, len(descendants(proc.pid))):
+            t_run = now
+        if t_final is None and final(err_text, out_text):
+            t_final = now
+        time.sleep(0.02)
+    return Reference(proc.returncode, err_path.read_text(errors="replace"), time.monotonic() - t0, t_run, t_final)
 
 
 def _run(argv: Sequence[str], timeout: float = 600.0) -> tuple[int, str, float]:
@@ -439,16 +488,23 @@ def same_run(a: Path, b: Path) -> tuple[bool, str]:
     return True, f"{len(sa)} tensors, {len(ma)} metric records"
 
 
-def _train_phase(stderr: str, stdout: str, children: int) -> str:
-    return "in train()" if "trainable parameters" in stderr else "start-up"
+def _train_phase(out: Path) -> Callable[[str, str, int, int], str]:
+    def phase(stderr: str, stdout: str, children: int, seen: int) -> str:
+        if (out / "metrics.jsonl").exists():
+            return "training"
+        return "setting up the run" if "trainable parameters" in stderr else "start-up"
+
+    return phase
 
 
 def _train_final(stderr: str, stdout: str) -> bool:
     return "\ndone: " in "\n" + stderr
 
 
-def _verify_phase(stderr: str, stdout: str, children: int) -> str:
-    return "Lava processes up" if children else "start-up (no child process)"
+def _verify_phase(stderr: str, stdout: str, children: int, seen: int) -> str:
+    if children:
+        return "Lava processes up"
+    return "between Lava runs" if seen else "start-up (no child process yet)"
 
 
 def _verify_final(stderr: str, stdout: str) -> bool:
@@ -459,15 +515,16 @@ def sigint_train_part(sizes: Sizes, root: Path, seed: int = 0) -> dict[str, Any]
     """Part 3, ``train``: interrupted runs, each completed afterwards and compared with ``ref``."""
     t_start = time.perf_counter()
     ref = root / "train-ref"
-    rc, err, span = _run(train_argv(sizes, ref))
-    if rc != 0:
-        raise RuntimeError(f"the uninterrupted train run failed (exit {rc}): {err[-2000:]}")
+    rf = reference_run(train_argv(sizes, ref), lambda e, o, n: (ref / "metrics.jsonl").exists(), _train_final,
+                       root / "train-ref-log")
+    if rf.rc != 0:
+        raise RuntimeError(f"the uninterrupted train run failed (exit {rf.rc}): {rf.stderr[-2000:]}")
     rng = random.Random(seed)
     trials = []
-    for i, d in enumerate(delays(sizes.train_trials, SPAN * span, rng)):
+    for i, d in enumerate(delays(sizes.train_trials, rf.running, rf.end, rng)):
         out = root / f"train-{i:02d}"
         tr = interrupt(train_argv(sizes, out), d, "group" if i % 2 == 0 else "main", root / f"train-{i:02d}",
-                       phase_of=_train_phase, final=_train_final, index=i)
+                       phase_of=_train_phase(out), final=_train_final, index=i)
         if (out / "checkpoint.pt").is_file():
             tr.resumed, extra = "resume", ("--resume",)
         elif out.exists() and any(out.iterdir()):
@@ -481,7 +538,7 @@ def sigint_train_part(sizes: Sizes, root: Path, seed: int = 0) -> dict[str, Any]
             tr.identical, tr.detail = same_run(out, ref)
         trials.append(tr)
         shutil.rmtree(out, ignore_errors=True)
-    return {"kind": "train", "reference_s": span, "trials": [asdict(t) for t in trials],
+    return {"kind": "train", "reference": asdict(rf), "trials": [asdict(t) for t in trials],
             "seconds": time.perf_counter() - t_start}
 
 
@@ -495,14 +552,14 @@ def sigint_verify_part(sizes: Sizes, root: Path, seed: int = 0, ckpt: Path | Non
             raise RuntimeError(f"training the checkpoint to verify failed (exit {rc}): {err[-2000:]}")
     argv = cli_argv("verify", str(ckpt), *(() if sizes.verify_episodes is None else
                                            ("--episodes", str(sizes.verify_episodes))))
-    rc, err, span = _run(argv)
-    if rc not in (0, 1):
-        raise RuntimeError(f"the uninterrupted verify run failed (exit {rc}): {err[-2000:]}")
+    rf = reference_run(argv, lambda e, o, n: n > 0, _verify_final, root / "verify-ref-log")
+    if rf.rc not in (0, 1):
+        raise RuntimeError(f"the uninterrupted verify run failed (exit {rf.rc}): {rf.stderr[-2000:]}")
     rng = random.Random(seed + 1)
     trials = [interrupt(argv, d, "group" if i % 2 == 0 else "main", root / f"verify-{i:02d}",
                         phase_of=_verify_phase, final=_verify_final, index=i)
-              for i, d in enumerate(delays(sizes.verify_trials, SPAN * span, rng))]
-    return {"kind": "verify", "reference_s": span, "reference_rc": rc, "trials": [asdict(t) for t in trials],
+              for i, d in enumerate(delays(sizes.verify_trials, rf.running, rf.end, rng))]
+    return {"kind": "verify", "reference": asdict(rf), "trials": [asdict(t) for t in trials],
             "seconds": time.perf_counter() - t_start}
 
 
@@ -530,19 +587,30 @@ def sigint_summary(r: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+_RUNNING = {"train": "training (metrics.jsonl written)", "verify": "running Lava (child processes up)"}
+
+
+def _fmt_s(t: float | None) -> str:
+    return "never" if t is None else f"{t:.2f} s"
+
+
 def report_sigint(r: dict[str, Any]) -> list[str]:
     s = sigint_summary(r)
     ts = r["trials"]
     d = [t["delay"] for t in ts]
+    ref = r["reference"]
 
     def counts(c: dict[str, int]) -> str:
         return ", ".join(f"{k} x{v}" for k, v in sorted(c.items()))
 
     lines = [
-        f"SIGINT during `spikeplastic {r['kind']}`: {s['trials']} trials, delays {min(d):.2f}-{max(d):.2f} s "
-        f"(uninterrupted run: {r['reference_s']:.1f} s); signalled {s['signalled']} (to the process group "
+        f"SIGINT during `spikeplastic {r['kind']}`: {s['trials']} trials, delays {min(d):.2f}-{max(d):.2f} s, half "
+        f"before and half after the moment the uninterrupted run was seen {_RUNNING[r['kind']]} ("
+        f"{_fmt_s(ref['running'])}; its final output at {_fmt_s(ref['final'])}, exit at {ref['total']:.1f} s, "
+        f"status {ref['rc']}); signalled {s['signalled']} (to the process group "
         f"{s['targets'].get('group', 0)}, to the main process only {s['targets'].get('main', 0)}; child processes "
-        f"alive at the signal in {s['with_workers']}); finished before the signal {s['finished_first']}",
+        f"other than multiprocessing's resource tracker alive at the signal in {s['with_workers']}); finished "
+        f"before the signal {s['finished_first']}",
         f"  exited within the timeout: {s['exited']}/{s['signalled']} (slowest {s['max_exit_s']:.2f} s after the "
         f"signal); non-zero status: {s['nonzero']}/{s['signalled']}; signal swallowed (exit 0, or ran to its end "
         f"anyway): {s['swallowed']}",

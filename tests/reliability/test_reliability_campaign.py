@@ -78,7 +78,7 @@ CHILD = ("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); pri
 
 def test_interrupt_sees_a_leftover_and_a_hang(tmp_path: Path) -> None:
     final = lambda err, out: False  # noqa: E731
-    phase = lambda err, out, n: "running"  # noqa: E731
+    phase = lambda err, out, n, seen: "running"  # noqa: E731
     # a parent that dies of Ctrl-C, leaving a child that ignores it (started in a new session)
     parent = [sys.executable, "-c",
               f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {CHILD!r}], "
