@@ -17,12 +17,15 @@ loads with ``torch.load(path, weights_only=True)``. Keys::
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
 import random
+import signal
+import threading
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +104,46 @@ def restore_rng(state: Mapping[str, Any], generators: Mapping[str, torch.Generat
         g.set_state(state[k])
 
 
+@contextlib.contextmanager
+def _ctrl_c_after() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) back until the block ends, then deliver it.
+
+    Interrupted inside ``torch.save``, torch's zip writer replaces the ``KeyboardInterrupt`` with a
+    ``RuntimeError`` ("unexpected pos ...") when it closes, so the program died with a traceback
+    (found by ``benchmarks/reliability.py``); a checkpoint takes milliseconds to write, so it is
+    finished first. Only from the main thread, and only over Python's default handler (a program's
+    own SIGINT handler, or ``SIG_IGN``, is left alone).
+    """
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    got: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if got:
+            raise KeyboardInterrupt
+
+
 def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
 
-    A crash mid-write leaves the previous checkpoint intact.
+    A crash mid-write leaves the previous checkpoint intact. A Ctrl-C during the write is delivered
+    (``KeyboardInterrupt``) once the write is complete.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     data = {"format": FORMAT, "version": VERSION, **payload}
+    with _ctrl_c_after():
+        _write_atomically(tmp, path, data)
+    return path
+
+
+def _write_atomically(tmp: Path, path: Path, data: Mapping[str, Any]) -> None:
     try:
         with open(tmp, "wb") as fh:
             torch.save(data, fh)
@@ -119,7 +153,6 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Mapping[str, Any]) ->
     finally:
         if tmp.exists():
             tmp.unlink()
-    return path
 
 
 class CheckpointError(ValueError):
