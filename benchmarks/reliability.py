@@ -67,6 +67,12 @@ MIB = 2**20
 TRAIN_ARGS = ("--task", "pattern50", "--model", "snn-stdp", "--no-progress", "--seed", "0")
 #: processes that a Python process starts once and keeps by design (not leftovers of a cycle)
 HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+#: exit statuses of a run ended by Ctrl-C: the CLI's 130, or terminated by SIGINT (-2: Python's
+#: own exit for an uncaught KeyboardInterrupt, e.g. during start-up imports)
+INTERRUPTED = (130, -signal.SIGINT)
+#: fewest signalled trials from which "every run ended as interrupted" is judged (CI prints it):
+#: torch can abort (SIGABRT) on a Ctrl-C inside its own C++ import, about 1 start-up Ctrl-C in 60
+JUDGE_CLEAN_FROM = 10
 #: without a timed running phase, SIGINT delays are drawn over this fraction of the uninterrupted
 #: run's wall time (its end is interpreter shutdown)
 SPAN = 0.85
@@ -295,6 +301,13 @@ def cli_argv(*args: str) -> list[str]:
     return [str(script), *args] if script.is_file() else [sys.executable, "-m", "spikeplastic.cli", *args]
 
 
+def cli_env() -> dict[str, str]:
+    """The environment of every CLI run: one torch thread. On 2 shared cores, 2 OpenMP threads made
+    the same 150-episode ``train`` take 2 s in one run and 44 s in another (benchmarks/README.md);
+    identical results need the same thread count in the interrupted, resumed and reference runs."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def _default_sigint() -> None:  # in the child, before exec: Ctrl-C as a terminal delivers it
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # (a background shell starts jobs with SIGINT ignored)
 
@@ -306,8 +319,10 @@ class Trial:
     processes of its group or descendants still running after it exited (and a grace period)."""
 
     index: int
-    delay: float
+    delay: float  # after the start ("start" clock) or after the run was first seen running ("running")
     target: str  # "group" (terminal Ctrl-C) or "main" (kill -INT PID)
+    clock: str = "start"
+    signal_at: float | None = None  # seconds from the start to the signal
     rc: int | None = None
     finished_first: bool = False  # the run ended before the delay: no signal sent
     exit_s: float | None = None
@@ -324,39 +339,45 @@ class Trial:
 
 
 def interrupt(argv: Sequence[str], delay: float, target: str, log: Path, *,
-              phase_of: Callable[[str, str, int, int], str],
-              final: Callable[[str, str], bool], timeout: float = 60.0, grace: float = 5.0, index: int = 0) -> Trial:
-    """Start ``argv`` in its own process group, send SIGINT after ``delay`` s, judge the exit.
+              phase_of: Callable[[str, str, int, int], str], final: Callable[[str, str], bool],
+              after: Callable[[str, str, int], bool] | None = None, timeout: float = 60.0, grace: float = 5.0,
+              index: int = 0) -> Trial:
+    """Start ``argv`` in its own process group, send SIGINT ``delay`` s after its start (or, with
+    ``after``, after ``after(stderr, stdout, n_children)`` first held: polled every 20 ms), judge the exit.
 
     ``phase_of(stderr, stdout, n_children, n_seen)`` names what the run was doing at the signal (from
     its output so far, its descendants alive then and all it had had, helpers not counted);
     ``final(stderr, stdout)``: whether its output is that of a run that finished.
     The phase ``"exiting"`` means its final output was already there (the signal came late).
     """
-    tr = Trial(index, delay, target)
+    tr = Trial(index, delay, target, clock="start" if after is None else "running")
     err_path, out_path = log.with_suffix(".err"), log.with_suffix(".out")
 
     def output() -> tuple[str, str]:
         return err_path.read_text(errors="replace"), out_path.read_text(errors="replace")
 
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=cli_env(),
                                 start_new_session=True, preexec_fn=_default_sigint)
     seen: dict[int, Proc] = {}
     t0 = time.monotonic()
-    while time.monotonic() - t0 < delay and proc.poll() is None:
-        for p in descendants(proc.pid):
-            seen.setdefault(p.pid, p)
-        tr.max_workers = max(tr.max_workers, len(alive(list(seen.values()))))
-        time.sleep(min(0.05, max(0.0, delay - (time.monotonic() - t0))))
-    if proc.poll() is not None:
-        tr.finished_first = True
-    else:
+    t_clock = t0 if after is None else None
+    now: list[Proc] = []
+    while proc.poll() is None:
         now = descendants(proc.pid)
         for p in now:
             seen.setdefault(p.pid, p)
-        tr.workers_at_signal = sum(not is_helper(p) for p in now)
         tr.max_workers = max(tr.max_workers, len(now))
+        if t_clock is None and after is not None and after(*output(), sum(not is_helper(p) for p in now)):
+            t_clock = time.monotonic()
+        if t_clock is not None and time.monotonic() - t_clock >= delay:
+            break
+        time.sleep(0.02 if t_clock is None else min(0.02, max(0.0, delay - (time.monotonic() - t_clock))))
+    if proc.poll() is not None:
+        tr.finished_first = True
+    else:
+        tr.signal_at = time.monotonic() - t0
+        tr.workers_at_signal = sum(not is_helper(p) for p in now)
         n_seen = sum(not is_helper(p) for p in seen.values())
         tr.phase = "exiting" if final(*output()) else phase_of(*output(), tr.workers_at_signal, n_seen)
         t_sig = time.monotonic()
@@ -397,15 +418,21 @@ def interrupt(argv: Sequence[str], delay: float, target: str, log: Path, *,
     return tr
 
 
-def delays(n: int, running: float | None, end: float, rng: random.Random) -> list[float]:
-    """``n`` delays, half of them over the start-up ``[0, running)`` and half over the running part
-    ``[running, end)`` (all over ``[0, SPAN * end)`` when ``running`` is None), one uniformly in
-    each of equal strata (shuffled)."""
+def delays(n: int, ref: "Reference", rng: random.Random) -> list[tuple[str, float]]:
+    """``n`` (clock, delay): half of the trials from the start, over the uninterrupted run's
+    start-up ``[0, ref.running)``; half from the moment the trial itself is seen running, over the
+    reference's running time ``[0, ref.end - ref.running)`` (so that a slower or faster start-up
+    under load still lands them while it runs); all from the start over ``[0, SPAN * ref.total)``
+    when the reference was never seen running. One uniformly in each of equal strata (shuffled)."""
 
-    def strata(k: int, lo: float, hi: float) -> list[float]:
-        return [lo + (hi - lo) * (i + rng.random()) / k for i in range(k)]
+    def strata(k: int, hi: float) -> list[float]:
+        return [hi * (i + rng.random()) / k for i in range(k)]
 
-    d = strata(n, 0.0, SPAN * end) if running is None else strata(n // 2, 0.0, running) + strata(n - n // 2, running, end)
+    if ref.running is None:
+        d = [("start", t) for t in strata(n, SPAN * ref.total)]
+    else:
+        d = [("start", t) for t in strata(n // 2, ref.running)] + \
+            [("running", t) for t in strata(n - n // 2, ref.end - ref.running)]
     rng.shuffle(d)
     return d
 
@@ -431,7 +458,8 @@ def reference_run(argv: Sequence[str], running: Callable[[str, str, int], bool],
     """Run ``argv`` uninterrupted, timing its phases (``running(stderr, stdout, n_children)``)."""
     err_path, out_path = log.with_suffix(".err"), log.with_suffix(".out")
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=cli_env(),
+                                start_new_session=True)
     t0 = time.monotonic()
     t_run = t_final = None
     while proc.poll() is None:
@@ -451,7 +479,8 @@ def reference_run(argv: Sequence[str], running: Callable[[str, str, int], bool],
 
 def _run(argv: Sequence[str], timeout: float = 600.0) -> tuple[int, str, float]:
     t0 = time.monotonic()
-    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    r = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                       env=cli_env())
     return r.returncode, r.stderr, time.monotonic() - t0
 
 
@@ -521,10 +550,11 @@ def sigint_train_part(sizes: Sizes, root: Path, seed: int = 0) -> dict[str, Any]
         raise RuntimeError(f"the uninterrupted train run failed (exit {rf.rc}): {rf.stderr[-2000:]}")
     rng = random.Random(seed)
     trials = []
-    for i, d in enumerate(delays(sizes.train_trials, rf.running, rf.end, rng)):
+    for i, (clock, d) in enumerate(delays(sizes.train_trials, rf, rng)):
         out = root / f"train-{i:02d}"
         tr = interrupt(train_argv(sizes, out), d, "group" if i % 2 == 0 else "main", root / f"train-{i:02d}",
-                       phase_of=_train_phase(out), final=_train_final, index=i)
+                       phase_of=_train_phase(out), final=_train_final, index=i,
+                       after=None if clock == "start" else (lambda e, o, n, out=out: (out / "metrics.jsonl").exists()))
         if (out / "checkpoint.pt").is_file():
             tr.resumed, extra = "resume", ("--resume",)
         elif out.exists() and any(out.iterdir()):
@@ -557,8 +587,9 @@ def sigint_verify_part(sizes: Sizes, root: Path, seed: int = 0, ckpt: Path | Non
         raise RuntimeError(f"the uninterrupted verify run failed (exit {rf.rc}): {rf.stderr[-2000:]}")
     rng = random.Random(seed + 1)
     trials = [interrupt(argv, d, "group" if i % 2 == 0 else "main", root / f"verify-{i:02d}",
-                        phase_of=_verify_phase, final=_verify_final, index=i)
-              for i, d in enumerate(delays(sizes.verify_trials, rf.running, rf.end, rng))]
+                        phase_of=_verify_phase, final=_verify_final, index=i,
+                        after=None if clock == "start" else (lambda e, o, n: n > 0))
+              for i, (clock, d) in enumerate(delays(sizes.verify_trials, rf, rng))]
     return {"kind": "verify", "reference": asdict(rf), "trials": [asdict(t) for t in trials],
             "seconds": time.perf_counter() - t_start}
 
@@ -572,6 +603,7 @@ def sigint_summary(r: dict[str, Any]) -> dict[str, Any]:
         "exited": sum(not t["hung"] for t in sig), "hung": sum(t["hung"] for t in sig),
         "nonzero": sum(t["rc"] != 0 for t in sig),
         "swallowed": sum(t["rc"] == 0 or t["ran_to_end"] for t in sig),
+        "interrupted": sum(t["rc"] in INTERRUPTED and not t["ran_to_end"] for t in sig),
         "rc": dict(Counter(str(t["rc"]) for t in sig)),
         "rc_by_phase": {ph: dict(Counter(str(t["rc"]) for t in sig if t["phase"] == ph))
                         for ph in sorted({t["phase"] for t in sig})},
@@ -597,23 +629,26 @@ def _fmt_s(t: float | None) -> str:
 def report_sigint(r: dict[str, Any]) -> list[str]:
     s = sigint_summary(r)
     ts = r["trials"]
-    d = [t["delay"] for t in ts]
     ref = r["reference"]
+    at = [t["signal_at"] for t in ts if t["signal_at"] is not None] or [math.nan]
+    n_run = sum(t["clock"] == "running" for t in ts)
 
     def counts(c: dict[str, int]) -> str:
         return ", ".join(f"{k} x{v}" for k, v in sorted(c.items()))
 
     lines = [
-        f"SIGINT during `spikeplastic {r['kind']}`: {s['trials']} trials, delays {min(d):.2f}-{max(d):.2f} s, half "
-        f"before and half after the moment the uninterrupted run was seen {_RUNNING[r['kind']]} ("
-        f"{_fmt_s(ref['running'])}; its final output at {_fmt_s(ref['final'])}, exit at {ref['total']:.1f} s, "
-        f"status {ref['rc']}); signalled {s['signalled']} (to the process group "
+        f"SIGINT during `spikeplastic {r['kind']}`: {s['trials']} trials; the uninterrupted run was seen "
+        f"{_RUNNING[r['kind']]} at {_fmt_s(ref['running'])}, its final output at {_fmt_s(ref['final'])}, exit at "
+        f"{ref['total']:.1f} s (status {ref['rc']}); signalled at a random time of its start-up: {s['trials'] - n_run} "
+        f"trials, of its running part, counted from the moment each trial was seen running: {n_run}; "
+        f"signals {min(at):.2f}-{max(at):.2f} s after the start; signalled {s['signalled']} (to the process group "
         f"{s['targets'].get('group', 0)}, to the main process only {s['targets'].get('main', 0)}; child processes "
         f"other than multiprocessing's resource tracker alive at the signal in {s['with_workers']}); finished "
         f"before the signal {s['finished_first']}",
         f"  exited within the timeout: {s['exited']}/{s['signalled']} (slowest {s['max_exit_s']:.2f} s after the "
         f"signal); non-zero status: {s['nonzero']}/{s['signalled']}; signal swallowed (exit 0, or ran to its end "
-        f"anyway): {s['swallowed']}",
+        f"anyway): {s['swallowed']}; ended as interrupted (exit 130, or terminated by SIGINT): "
+        f"{s['interrupted']}/{s['signalled']}",
         "  exit status by phase at the signal: " + "; ".join(f"{ph}: {counts(c)}" for ph, c in s["rc_by_phase"].items()),
         f"  trials leaving a process behind: {s['leftovers']}/{s['trials']}",
     ]
@@ -756,6 +791,9 @@ def goals(results: dict[str, dict[str, Any]], sizes: Sizes) -> list[tuple[str, b
                          f"non-zero, {s['hung']} hung)", s["hung"] == 0 and s["nonzero"] == s["signalled"]))
             out.append((f"{part}: no leftover process ({s['leftovers']}/{s['trials']} trials left one)",
                         s["leftovers"] == 0))
+            if s["signalled"] >= JUDGE_CLEAN_FROM:
+                out.append((f"{part}: every signalled run ended as interrupted, none ran on "
+                            f"({s['interrupted']}/{s['signalled']})", s["interrupted"] == s["signalled"]))
             if part == "sigint-train":
                 out.append((f"{part}: completed runs identical to the uninterrupted one ({s['identical']}/"
                              f"{s['trials']})", s["identical"] == s["trials"]))

@@ -123,3 +123,8 @@ def test_goals_can_be_missed() -> None:
                "long": {"runs": [{"net": "x", "steps": 10, "target_steps": 10, "finite": False}]}}
     met = campaign.goals(results, SIZES)
     assert len(met) == 11 and not any(ok for _, ok in met), met
+    # a run that ends by an error instead of the interrupt (judged from JUDGE_CLEAN_FROM trials on)
+    other = dict(trial, rc=2, leftovers=[], identical=None)
+    met = dict(campaign.goals({"sigint-verify": {"kind": "verify", "trials": [other] * campaign.JUDGE_CLEAN_FROM}},
+                              SIZES))
+    assert [ok for g, ok in met.items() if "ended as interrupted" in g] == [False], met
