@@ -2,12 +2,11 @@
 
 The core never imports Lava; the exporter lives in :mod:`spikeplastic.export` and loads it on use.
 """
-# NumPy first: torch's C extension imports NumPy from C and clears any error doing so, a Ctrl-C
-# included, leaving NumPy half-imported (the program then ignores the Ctrl-C or fails later with a
-# misleading AttributeError); imported here, a Ctrl-C during it is an ordinary KeyboardInterrupt.
-import numpy  # noqa: F401
+from . import _imports
 
-from . import functional, ir, quant
+_imports.import_numpy_torch()  # first, with Ctrl-C held back: their C start-up code mishandles it
+
+from . import functional, ir, quant  # noqa: E402
 from .functional import LIFState, STDPTraces
 from .interop import from_snntorch
 from .modulation import Neuromodulation
