@@ -31,6 +31,10 @@ Parts (each prints its figures; every check reports the counts it is based on):
    chunks carrying the state; after every chunk every state tensor, the recorded voltages and the
    effective weights ``w + alpha * H`` must be finite. Figures: spikes, max |H|, max |v|.
 
+CLI runs get one torch thread (``OMP_NUM_THREADS=1``, :func:`cli_env`): the interrupted, resumed
+and reference runs must share a thread count, and on 2 shared cores 2 OpenMP threads made the
+same run's wall time vary twentyfold.
+
 Sizes: ``--quick`` = what ``tests/reliability/test_reliability_campaign.py`` runs in CI (3 cycles,
 2 trials each, 10^4 steps); the default is the full campaign (100 cycles, 20 trials each, 10^5
 steps). Processes are read from ``/proc`` (Linux). Exit status 1 when a goal is missed.
