@@ -74,8 +74,10 @@ HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 #: exit statuses of a run ended by Ctrl-C: the CLI's 130, or terminated by SIGINT (-2: Python's
 #: own exit for an uncaught KeyboardInterrupt, e.g. during start-up imports)
 INTERRUPTED = (130, -signal.SIGINT)
-#: fewest signalled trials from which "every run ended as interrupted" is judged (CI prints it):
-#: torch can abort (SIGABRT) on a Ctrl-C inside its own C++ import, about 1 start-up Ctrl-C in 60
+#: fewest signalled trials from which "every run ended as interrupted" is judged (the CI size only
+#: prints it): a Ctrl-C landing in third-party C code that mishandles it is rare (NumPy's and torch's
+#: imports did, 4 in 60 start-up Ctrl-Cs, before spikeplastic._imports); judged on a full campaign,
+#: it must not make CI flaky
 JUDGE_CLEAN_FROM = 10
 #: without a timed running phase, SIGINT delays are drawn over this fraction of the uninterrupted
 #: run's wall time (its end is interpreter shutdown)
