@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,17 @@ class _CtrlCOnWrite:
 
 
 @pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Python's own SIGINT handler, as in a program started from a terminal (a test run started in
+    the background by a non-interactive shell inherits SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
 def ctrl_c_mid_write(monkeypatch: pytest.MonkeyPatch) -> list[_CtrlCOnWrite]:
     real = torch.save
     files: list[_CtrlCOnWrite] = []
@@ -50,8 +62,8 @@ def ctrl_c_mid_write(monkeypatch: pytest.MonkeyPatch) -> list[_CtrlCOnWrite]:
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
-def test_ctrl_c_during_a_checkpoint_write(tmp_path: Path, ctrl_c_mid_write: list[_CtrlCOnWrite]) -> None:
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+def test_ctrl_c_during_a_checkpoint_write(tmp_path: Path, ctrl_c_mid_write: list[_CtrlCOnWrite],
+                                          default_sigint: None) -> None:
     path = tmp_path / "checkpoint.pt"
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save_checkpoint(path, PAYLOAD)

@@ -17,6 +17,8 @@ import sys
 PROBE = """
 import os, signal, sys
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as from a terminal, even if started with SIGINT ignored
+
 seen = []
 
 
