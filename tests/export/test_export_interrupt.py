@@ -25,6 +25,12 @@ pytestmark = [pytest.mark.lava, needs_lava,
               pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")]
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default, so Python installs its handler even
+    when this test run was started with SIGINT ignored (a background job of a non-interactive shell)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _session(sid: int) -> dict[int, str]:
     """Live processes of session ``sid`` -> their command line."""
     out = {}
@@ -58,7 +64,7 @@ def test_sigint_stops_verify_with_130_and_no_leftovers(net_file: Path, delay: fl
     a terminal's Ctrl-C does); the run would take ~10-30 s."""
     cmd = [sys.executable, "-m", "spikeplastic.cli", "verify", str(net_file), "--random-inputs", "0.3", "--steps", "4000"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+                         env=dict(os.environ, OMP_NUM_THREADS="1"), preexec_fn=_default_sigint)
     try:
         own = None
         deadline = time.monotonic() + 120
