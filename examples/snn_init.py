@@ -8,6 +8,7 @@ so these are patterns the network has never seen.
 
     python examples/snn_init.py                                   # pattern50, snn-stdp, 3000 outer steps x 3 seeds
     python examples/snn_init.py --task cue-small --model snn-stdp-mod --episodes 10000 --batch 16 --lr 1e-3
+    python examples/snn_init.py --task images --task-kw patch_size=16 --episodes 3000 --batch 4 --lr 1e-3
     python examples/snn_init.py --quick
 """
 from __future__ import annotations
@@ -55,6 +56,19 @@ def held_out(ckpt: Path, n: int, seed: int) -> float:
     return sum(m * b for m, b in vals) / n
 
 
+def _kv(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE parsed as int, then float, else kept as a string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--task-kw expects KEY=VALUE, got {text!r}")
+    for cast in (int, float):
+        try:
+            return key, cast(raw)
+        except ValueError:
+            pass
+    return key, raw
+
+
 def main() -> None:
     ap = parser(__doc__, episodes=3000, quick_episodes=5, out="runs/snn_init")
     ap.add_argument("--task", default="pattern50")
@@ -66,15 +80,18 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--eval-episodes", type=int, default=512)
     ap.add_argument("--resume", action="store_true", help="continue each comparison from its checkpoints")
+    ap.add_argument("--task-kw", action="append", default=[], metavar="KEY=VALUE",
+                    help="task config override, e.g. patch_size=16 (repeatable; int/float/str values)")
     args = ap.parse_args()
+    task_kw = dict(_kv(x) for x in args.task_kw)
     n_eval = 16 if args.quick else args.eval_episodes
     seeds = 1 if args.quick else args.seeds
     summary = {"task": args.task, "model": args.model, "episodes": episodes(args), "batch": args.batch,
-               "lr": args.lr, "seeds": seeds, "held_out_episodes": n_eval, "inits": {}}
+               "lr": args.lr, "seeds": seeds, "held_out_episodes": n_eval, "task_kw": task_kw, "inits": {}}
     for init in args.inits.split(","):
         out = Path(args.out) / init
         compare(CompareConfig(task=args.task, models=(args.model,), episodes=episodes(args), seeds=seeds,
-                              lr=args.lr, batch=args.batch, out=str(out), jobs=args.jobs,
+                              lr=args.lr, batch=args.batch, out=str(out), jobs=args.jobs, task_kwargs=task_kw,
                               model_kwargs={args.model: {"init": init}}, progress=not args.no_progress,
                               resume=args.resume, overwrite=args.overwrite))
         per_seed = [held_out(out / "runs" / args.model / f"seed{s}" / "checkpoint.pt", n_eval, s) for s in range(seeds)]

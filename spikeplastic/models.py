@@ -62,6 +62,7 @@ import torch
 from torch import Tensor, nn
 
 from ._validation import check_choice, check_int, check_number, check_positive
+from .functional.plasticity import decay_factor
 from .meta.protocol import EpisodeModel, RLTask, SupervisedTask
 from .modulation import Neuromodulation
 from .network import Network, NetworkState
@@ -222,7 +223,7 @@ class SpikingModel(EpisodeModel):
                 quant.lava_literals(self.network)
             else:
                 quant.loihi_legal(self.network)
-        self.register_buffer("trace_decay", torch.tensor(math.exp(-1.0 / float(tau_readout))))
+        self.register_buffer("trace_decay", torch.tensor(decay_factor(float(tau_readout))))
         if self.readout_kind == "diagonal":
             if self.n_hidden != self.n_out:
                 raise ValueError(f"readout='diagonal' needs n_hidden == n_out ({self.n_out}), got {self.n_hidden}")

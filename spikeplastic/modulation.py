@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from . import ir
 from ._params import Constrained
 from ._validation import check_choice, check_range
+from .functional.synapse import modulation_signal
 
 __all__ = ["Neuromodulation"]
 
@@ -70,7 +71,7 @@ class Neuromodulation(nn.Module):
             m = external
         else:
             assert self.weight is not None and self.bias is not None and s_source is not None
-            m = torch.tanh(s_source @ self.weight.T + self.bias) if self.per_neuron else torch.tanh(s_source @ self.weight + self.bias)
+            m = modulation_signal(s_source, self.weight, self.bias, self.per_neuron)
         if m.dim() == 1:
             return m[:, None, None]
         return m.unsqueeze(-1)

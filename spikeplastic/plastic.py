@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from . import ir
 from ._params import Constrained
 from ._validation import check_choice, check_finite, check_int, check_positive, check_range
+from .functional.synapse import plastic_current, synaptic_update
 from .modulation import Neuromodulation
 from .rules import PlasticityRule, make_rule, rule_from_ir
 
@@ -147,13 +148,8 @@ class PlasticLinear(nn.Module):
 
     def current(self, state: PlasticState, s_pre: Tensor) -> Tensor:
         """Synaptic input ``(w + alpha*H) @ s_pre`` for ``s_pre`` ``[B, n_in]`` -> ``[B, n_out]``."""
-        a = s_pre @ self.weight().T
-        if state.H is None:
-            return a
-        if self.alpha is None or self.alpha_mode == "shared":
-            p = torch.einsum("boi,bi->bo", state.H, s_pre)
-            return a + (p if self.alpha is None else self.alpha() * p)
-        return a + torch.einsum("boi,bi->bo", self.alpha() * state.H, s_pre)
+        return plastic_current(self.weight(), state.H, None if self.alpha is None else self.alpha(), s_pre,
+                               self.alpha_mode)
 
     def update(self, state: PlasticState, pre: Tensor, post: Tensor, m: Tensor | None) -> PlasticState:
         """Apply the plasticity of one step (``pre``/``post`` activity of that step, gate ``m``)."""
@@ -163,19 +159,14 @@ class PlasticLinear(nn.Module):
             pre, post = pre.detach(), post.detach()
         e, rs = self.rule.step(state.rule, pre, post, state.H)
         decay = self.decay()
-        H = state.H if (not self.decay.learn and float(decay) == 0.0) else (1 - decay) * state.H
-        E = state.E
-        if self.modulation is None:
-            H = H + e
-        elif self.modulation.mode == "simple":
-            assert m is not None
-            H = H + m * e
-        else:
-            assert m is not None and E is not None
-            H = H + m * E
-            E = E + self.modulation.eta_e() * (e - E)
-        if self.clip is not None:
-            H = H.clamp(-self.clip, self.clip)
+        mod = self.modulation
+        assert mod is None or m is not None, "a modulated projection needs the gate m"
+        H, E = synaptic_update(
+            state.H, e,
+            decay=None if (not self.decay.learn and float(decay) == 0.0) else decay,
+            gate=None if mod is None else m, E=state.E if mod is not None and mod.mode == "retroactive" else None,
+            eta_e=None if mod is None or mod.mode != "retroactive" else mod.eta_e(), clip=self.clip,
+        )
         return PlasticState(H, E, rs)
 
     # ---- IR ----------------------------------------------------------------------------------

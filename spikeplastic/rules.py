@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from . import ir
 from ._params import Constrained
 from ._validation import check_positive, check_range
-from .functional.plasticity import STDPTraces, stdp_traces_step, stdp_update, outer
+from .functional.plasticity import STDPTraces, hebb_increment, oja_increment, stdp_traces_step, stdp_update
 
 __all__ = ["PlasticityRule", "STDP", "Hebb", "Oja", "NoState"]
 
@@ -108,7 +108,7 @@ class Hebb(PlasticityRule):
         return NoState()
 
     def step(self, state: NoState, pre: Tensor, post: Tensor, H: Tensor) -> tuple[Tensor, NoState]:
-        return self.eta() * (outer(post, pre) - H), state
+        return hebb_increment(H, pre, post, self.eta()), state
 
     def to_ir(self) -> ir.HebbRule:
         return ir.HebbRule(eta=_f(self.eta))
@@ -126,8 +126,7 @@ class Oja(PlasticityRule):
         return NoState()
 
     def step(self, state: NoState, pre: Tensor, post: Tensor, H: Tensor) -> tuple[Tensor, NoState]:
-        p = post.unsqueeze(-1)
-        return self.eta() * p * (pre.unsqueeze(-2) - H * p), state
+        return oja_increment(H, pre, post, self.eta()), state
 
     def to_ir(self) -> ir.OjaRule:
         return ir.OjaRule(eta=_f(self.eta))

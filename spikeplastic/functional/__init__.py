@@ -2,6 +2,9 @@
 from .lif import LIFState, lif_step
 from .plasticity import (
     STDPTraces,
+    decay_factor,
+    hebb_increment,
+    oja_increment,
     eligibility_step,
     hebb_step,
     oja_step,
@@ -11,6 +14,7 @@ from .plasticity import (
     stdp_window,
     trace_step,
 )
+from .synapse import modulation_signal, plastic_current, synaptic_update
 
 __all__ = [
     "LIFState",
@@ -24,4 +28,10 @@ __all__ = [
     "eligibility_step",
     "outer",
     "stdp_window",
+    "decay_factor",
+    "hebb_increment",
+    "oja_increment",
+    "plastic_current",
+    "synaptic_update",
+    "modulation_signal",
 ]

@@ -13,12 +13,15 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "decay_factor",
     "STDPTraces",
     "trace_step",
     "stdp_traces_step",
     "stdp_update",
     "hebb_step",
     "oja_step",
+    "hebb_increment",
+    "oja_increment",
     "eligibility_step",
     "outer",
     "stdp_window",
@@ -30,7 +33,7 @@ def outer(post: Tensor, pre: Tensor) -> Tensor:
     return post.unsqueeze(-1) * pre.unsqueeze(-2)
 
 
-def _decay(tau: Tensor | float) -> Tensor | float:
+def decay_factor(tau: Tensor | float) -> Tensor | float:
     """Per-step decay factor of a trace with time constant ``tau`` (in steps): ``exp(-1/tau)``."""
     if isinstance(tau, Tensor):
         return torch.exp(-1.0 / tau)
@@ -42,7 +45,7 @@ def trace_step(trace: Tensor, spikes: Tensor, tau: Tensor | float, impulse: Tens
 
     ``trace' = trace * exp(-1/tau) + impulse * spikes``  (Lava's x1/y1 traces with t_epoch = 1)
     """
-    return trace * _decay(tau) + impulse * spikes
+    return trace * decay_factor(tau) + impulse * spikes
 
 
 class STDPTraces(NamedTuple):
@@ -102,9 +105,21 @@ def oja_step(H: Tensor, pre: Tensor, post: Tensor, eta: Tensor | float) -> Tenso
 def eligibility_step(E: Tensor, e: Tensor, eta_e: Tensor | float) -> Tensor:
     """Eligibility trace of Backpropamine's retroactive modulation.
 
-    ``E' = (1 - eta_e) * E + eta_e * e``
+    ``E' = (1 - eta_e) * E + eta_e * e``, computed as ``E + eta_e * (e - E)`` (Lava's ``dt`` form).
     """
-    return (1.0 - eta_e) * E + eta_e * e
+    return E + eta_e * (e - E)
+
+
+def hebb_increment(H: Tensor, pre: Tensor, post: Tensor, eta: Tensor | float) -> Tensor:
+    """The Hebbian rule's candidate update ``e = eta * (outer(post, pre) - H)``; added to ``H``
+    without modulation it is :func:`hebb_step`'s ``H' = (1 - eta) H + eta outer(post, pre)``."""
+    return eta * (outer(post, pre) - H)
+
+
+def oja_increment(H: Tensor, pre: Tensor, post: Tensor, eta: Tensor | float) -> Tensor:
+    """Oja's candidate update ``e_ji = eta * post_j * (pre_i - H_ji * post_j)`` (:func:`oja_step` = ``H + e``)."""
+    p = post.unsqueeze(-1)
+    return eta * p * (pre.unsqueeze(-2) - H * p)
 
 
 def stdp_window(
