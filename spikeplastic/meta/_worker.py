@@ -7,14 +7,38 @@ holds a ``TrainConfig.to_dict()``; ``RESULT.json`` receives the run summary with
 ``--resume``: continue from ``config.out/checkpoint.pt`` when it exists (memory figures are then
 those of the resuming process; without a checkpoint the run starts afresh, replacing what an
 earlier attempt logged). ``--overwrite``: start afresh even if the folder holds a run.
+
+The worker ends itself (exit 143, as if terminated) once its parent process is gone, so
+killing ``compare`` never leaves a run training on: an orphan would keep writing into a run
+folder that a resumed ``compare`` trains in again.
 """
 from __future__ import annotations
 
 import json
+import os
 import resource
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+
+#: seconds between two checks that the parent process is still alive
+PARENT_POLL_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Watch ``parent`` from a daemon thread; end this process once it is gone (reparented).
+
+    ``os._exit``: works whatever signal dispositions the process inherited; checkpoints and
+    metrics files are written by atomic replace, so nothing half-written is left."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(128 + signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _rss_mb() -> float:
@@ -23,6 +47,7 @@ def _rss_mb() -> float:
 
 
 def main(argv: list[str]) -> int:
+    _exit_with_parent(os.getppid())
     from .config import TrainConfig
     from .trainer import Trainer, TrainingError, build_task
 
