@@ -19,10 +19,11 @@ Lava export (lava-nc 0.10.0):
   plastic projection learns) unless ``allow_silent``.
 - :func:`snap_to_literals` ``(net_or_ir) -> (NetworkIR, changes)``: project learned decay/eta/eta_e
   onto Lava's rule-literal grid ``m*2^e`` (needed for exact export of sigmoid-mapped values).
-- Errors: :class:`ExportError` (ValueError: a value the target cannot hold), :class:`UnsupportedError`
-  (NotImplementedError), :class:`BackendUnavailableError`, :class:`LavaTimeoutError`.
+- Errors (module ``errors``): :class:`ExportError` (ValueError: a value the target cannot hold),
+  :class:`UnsupportedError` (NotImplementedError), :class:`BackendUnavailableError`,
+  :class:`LavaTimeoutError`.
 
-Fixed point (Loihi-legal integers, no Lava needed):
+Fixed point (Loihi-legal integers, no Lava needed; the formats themselves: :mod:`spikeplastic.loihi_format`):
 
 - :func:`quantize_ir` ``(ir, scale=None) -> (FixedNetwork, QuantReport)``.
 - :func:`simulate_fixed` ``(fixed, inputs, rng_seed=0) -> FixedRecord``: torch emulation of Lava's
@@ -78,12 +79,12 @@ __all__ = [
 
 _LAZY = {
     "to_lava": "._export",
-    "BackendUnavailableError": "._export",
+    "BackendUnavailableError": ".errors",
     "verify": ".verification",
     "VerifyReport": ".verification",
-    "LavaNetwork": "._lava",
-    "LavaRecord": "._lava",
-    "LavaTimeoutError": "._lava",
+    "LavaNetwork": ".lava_network",
+    "LavaRecord": ".lava_network",
+    "LavaTimeoutError": ".errors",
     "quantize_ir": ".quantize",
     "FixedNetwork": ".quantize",
     "QuantReport": ".quantize",
@@ -93,9 +94,9 @@ _LAZY = {
     "from_nir": ".nir_io",
     "export_command": ".cli_commands",
     "verify_command": ".cli_commands",
-    "snap_to_literals": "._plan",
-    "ExportError": "._plan",
-    "UnsupportedError": "._plan",
+    "snap_to_literals": ".quantize",
+    "ExportError": ".errors",
+    "UnsupportedError": ".errors",
     "lava_available": "._compat",
 }
 

@@ -5,12 +5,9 @@ import importlib.util
 from typing import Any, Mapping
 
 from ._plan import as_ir, build_fixed_plan, build_float_plan, check_mode_backend
+from .errors import BackendUnavailableError
 
 __all__ = ["to_lava", "BackendUnavailableError", "loihi_backend_available"]
-
-
-class BackendUnavailableError(RuntimeError):
-    """The requested Lava backend is not installed (e.g. ``lava-loihi`` for ``backend="loihi2"``)."""
 
 
 def loihi_backend_available() -> bool:
@@ -97,7 +94,7 @@ def to_lava(
     from ._compat import import_lava
 
     import_lava()
-    from ._lava import LavaNetwork
+    from .lava_network import LavaNetwork
 
     net = LavaNetwork(ir, plan, fixed=fixed, timeout=timeout, rng_seed=rng_seed)
     net.quant_report = report

@@ -20,24 +20,24 @@ Literal coefficients (decay, eta, eta_e) must be Lava literals ``m*2^e`` (m in [
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from spikeplastic import ir as _ir
+from spikeplastic.loihi_format import LITERAL_EXPONENTS, literal_parts, nearest_literal
+
+from .errors import ExportError, UnsupportedError
 
 __all__ = [
-    "ExportError",
-    "UnsupportedError",
     "PopPlan",
     "ThirdFactorPlan",
     "ProjPlan",
     "Plan",
     "literal",
-    "is_literal",
     "build_float_plan",
+    "build_fixed_plan",
     "as_ir",
     "check_mode_backend",
 ]
@@ -48,14 +48,6 @@ TAU_INF = 1e300
 TAU_ZERO = 1e-300
 MODES = ("float", "fixed")
 BACKENDS = ("cpu", "loihi2")
-
-
-class ExportError(ValueError):
-    """The IR cannot be exported as asked (a value outside what the target can hold)."""
-
-
-class UnsupportedError(NotImplementedError):
-    """A construct the exporter does not map to Lava (names the construct and the alternative)."""
 
 
 def as_ir(net_or_ir: Any) -> _ir.NetworkIR:
@@ -90,31 +82,12 @@ def check_mode_backend(mode: str, backend: str) -> None:
         raise ExportError("backend='loihi2' runs integer (fixed point) models only: use mode='fixed'")
 
 
-# ---- literals ---------------------------------------------------------------------------------
-def _literal_parts(v: float) -> tuple[int, int] | None:
-    """(m, e) with v == m*2**e, m in [-8, 7], e in [-7, 8] (smallest |m|), or None."""
-    if v == 0:
-        return (0, 0)
-    best = None
-    for e in range(-7, 9):
-        m = v / 2.0**e
-        if m == int(m) and -8 <= m <= 7:
-            if best is None or abs(m) < abs(best[0]):
-                best = (int(m), e)
-    return best
-
-
-def is_literal(v: float) -> bool:
-    """Whether ``v`` is a Lava learning-rule literal ``m*2^e`` (m in [-8, 7], e in [-7, 8])."""
-    return _literal_parts(float(v)) is not None
-
-
+# ---- literals (the grid: spikeplastic.loihi_format) -----------------------------------------
 def literal(v: float, what: str) -> str:
     """Lava string of the *magnitude* of ``v`` (e.g. ``"3*2^-6"``); raises :class:`ExportError` if illegal."""
-    p = _literal_parts(abs(float(v)))
+    p = literal_parts(abs(float(v)))
     if p is None or p[0] == 0 and v != 0:
-        lo = [m * 2.0**e for m in (1, 3, 5, 7) for e in range(-7, 9)]
-        near = min(lo, key=lambda c: abs(c - abs(v)))
+        near = nearest_literal(max(abs(float(v)), 2.0 ** LITERAL_EXPONENTS[0]))  # the nearest positive literal
         raise ExportError(
             f"{what} = {v!r} is not a Lava learning-rule literal m*2^e (m in [-8, 7], e in [-7, 8]); "
             f"exact export needs it on that grid (nearest: {near!r}). Learn it on the grid "
@@ -362,11 +335,6 @@ def _scalar_or(a: np.ndarray) -> Any:
     return float(a[0]) if a.size and np.all(a == a.flat[0]) else a.copy()
 
 
-def decay_factor(tau: float) -> float:
-    """``exp(-1/tau)`` as Lava's float learning engine computes it."""
-    return float(np.exp(-1.0 / np.float64(tau))) if tau > 0 else math.nan
-
-
 # ---- fixed plan ------------------------------------------------------------------------------
 def build_fixed_plan(fixed: Any, backend: str = "cpu") -> Plan:
     """The Lava build plan of a :class:`~spikeplastic.export.quantize.FixedNetwork`."""
@@ -398,44 +366,3 @@ def build_fixed_plan(fixed: Any, backend: str = "cpu") -> Plan:
 def _int_or(a: np.ndarray) -> Any:
     a = np.asarray(a, dtype=np.int64)
     return int(a[0]) if a.size and np.all(a == a.flat[0]) else a.copy()
-
-
-def nearest_literal(v: float) -> float:
-    """The Lava learning-rule literal ``m*2^e`` (m in [-8, 7], e in [-7, 8]) nearest to ``v``."""
-    grid = sorted({m * 2.0**e for m in range(-8, 8) for e in range(-7, 9)})
-    return min(grid, key=lambda c: (abs(c - v), abs(c)))
-
-
-def snap_to_literals(net_or_ir: Any) -> tuple[_ir.NetworkIR, dict[str, tuple[float, float]]]:
-    """Project the coefficients that Lava needs as rule literals onto the ``m*2^e`` grid.
-
-    Snaps every plastic projection's ``decay``, Hebb/Oja ``eta`` and retroactive ``eta_e`` to the nearest
-    literal (a learned value passes through a sigmoid and is never exactly on the grid). The returned
-    IR is what gets exported; verify it (not the original) for exactness. Returns (new IR,
-    {"<projection>.<field>": (old, new)} for every value that changed).
-    """
-    import dataclasses
-
-    ir = as_ir(net_or_ir)
-    changes: dict[str, tuple[float, float]] = {}
-
-    def snap(v: float, key: str) -> float:
-        new = nearest_literal(float(v)) if not is_literal(v) else float(v)
-        if new != v:
-            changes[key] = (float(v), new)
-        return new
-
-    projs = []
-    for pr in ir.projections:
-        if not pr.plastic:
-            projs.append(pr)
-            continue
-        kw: dict[str, Any] = {}
-        if pr.decay != 0:
-            kw["decay"] = snap(pr.decay, f"{pr.name}.decay")
-        if isinstance(pr.rule, (_ir.HebbRule, _ir.OjaRule)):
-            kw["rule"] = dataclasses.replace(pr.rule, eta=snap(pr.rule.eta, f"{pr.name}.eta"))
-        if pr.modulation is not None and pr.modulation.mode == "retroactive":
-            kw["modulation"] = dataclasses.replace(pr.modulation, eta_e=snap(pr.modulation.eta_e, f"{pr.name}.eta_e"))
-        projs.append(dataclasses.replace(pr, **kw) if kw else pr)
-    return dataclasses.replace(ir, projections=tuple(projs)), changes

@@ -304,7 +304,7 @@ def verify_command(path: str | os.PathLike[str], steps: int | None = None, mode:
     after Lava's processes are stopped (the CLI exits with 130).
     """
     from ._interrupt import sigint_guard
-    from ._plan import ExportError, UnsupportedError
+    from .errors import ExportError, UnsupportedError
     from .verification import check_inputs, verify
 
     stream = sys.stdout if stream is None else stream

@@ -26,11 +26,18 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from spikeplastic.loihi_format import DECAY_ONE, STATE_SCALE, TRACE_MAX, UV_BITS, WEIGHT_RANGE, lava_trace_decay
+
 from .quantize import FixedNetwork, FixedProjection
 
 __all__ = ["FixedRecord", "simulate_fixed", "lif_fixed_step"]
 
-_MAX_UV = 2**23
+# This is Loihi's integer arithmetic as Lava's CPU models implement it, not the torch model's float
+# equations (spikeplastic.functional): it stays separate from them on purpose. Widths and ranges
+# come from spikeplastic.loihi_format.
+_MAX_UV = 2 ** (UV_BITS - 1)
+_STATE_SHIFT = STATE_SCALE.bit_length() - 1  # u, v at 2^6 x weight units: a << 6, vth << 6
+_DECAY_SHIFT = DECAY_ONE.bit_length() - 1  # 12-bit decays: >> 12
 _W_ACC_U = 15
 _FACTOR_WIDTH = {"x0": 1, "y0": 1, "x1": 7, "x2": 7, "y1": 7, "y2": 7, "y3": 7, "w": 9, "d": 9, "t": 9, "C": 8}
 
@@ -57,14 +64,14 @@ def lif_fixed_step(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of Lava's ``PyLifModelBitAcc`` (int64 tensors); returns (u, v, spikes bool)."""
     du_c = du + 1  # ds_offset = 1
-    cur = _shr_toward_zero(u * (4096 - du_c), 12)
-    cur = cur + (a << 6)
+    cur = _shr_toward_zero(u * (DECAY_ONE - du_c), _DECAY_SHIFT)
+    cur = cur + (a << _STATE_SHIFT)
     wrapped = torch.where(cur > _MAX_UV, cur - 2 * _MAX_UV, cur)
     wrapped = torch.where(wrapped <= -_MAX_UV, cur + 2 * _MAX_UV, wrapped)
     u = wrapped
-    vol = _shr_toward_zero(v * (4096 - dv), 12)  # dm_offset = 0
+    vol = _shr_toward_zero(v * (DECAY_ONE - dv), _DECAY_SHIFT)  # dm_offset = 0
     v = torch.clamp(vol + u + bias_eff, -_MAX_UV + 1, _MAX_UV - 1)
-    s = v > (vth << 6)
+    s = v > (vth << _STATE_SHIFT)
     v = torch.where(s, torch.zeros_like(v), v)
     return u, v, s
 
@@ -99,14 +106,14 @@ class _Randoms:
 def _decay_trace(x: torch.Tensor, tau: int, r: float) -> torch.Tensor:
     if tau == 0:  # Lava leaves traces with tau == 0 at 0 in its history
         return torch.zeros_like(x)
-    f = float(np.exp(-1 / np.array([[tau]]))[0, 0])
+    f = lava_trace_decay(tau)  # Lava's own float64 exp, bit for bit (not functional.decay_factor)
     val = f * x.to(torch.float64)
     frac = torch.remainder(val, 1.0)
     return (torch.floor(val) + (r < frac).to(torch.float64)).to(torch.int64)
 
 
 def _add_impulse(x: torch.Tensor, spiked: torch.Tensor, imp: int) -> torch.Tensor:
-    return torch.where(spiked, torch.clamp(x + imp, 0, 2**7 - 1), x)
+    return torch.where(spiked, torch.clamp(x + imp, 0, TRACE_MAX), x)
 
 
 class _Learner:
@@ -166,7 +173,7 @@ class _Learner:
         frac = torch.remainder(q, 1.0)
         q = torch.floor(q) + (rv["conn"] < frac).to(torch.float64)
         W_new = (q * 128).to(torch.int64) >> 7
-        W_new = torch.clamp(W_new, -256, 255)
+        W_new = torch.clamp(W_new, WEIGHT_RANGE[0], WEIGHT_RANGE[1])
         self.x1, self.y1 = x_new, y_new
         return W_new
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from spikeplastic import ir as _ir
 
-from ._plan import ExportError, as_ir
+from ._plan import as_ir
+from .errors import ExportError
 
 __all__ = ["to_nir", "from_nir", "SIDECAR_FORMAT", "DEFAULT_DT"]
 

@@ -1,15 +1,12 @@
 """Project a :class:`~spikeplastic.ir.NetworkIR` onto what Loihi 2 (and Lava's fixed-point models) can hold.
 
-Recipe (LAVA_NOTES "Fixed point"; one scale ``k`` per LIF population, float units -> integers)::
-
-    vth_int   = round(vth * k)                         17-bit, spike when v_int > vth_int << 6
-    W_int     = round(W * k / 2^wexp)                  8-bit; mixed-sign matrices even (Lava drops 1 LSB)
-    dv_int    = round(4096 * dv)                       12-bit
-    du_int    = round(4096 * du) - 1                   12-bit (4095: no current memory)
-    bias_mant * 2^bias_exp = round(b * k * 64)         13-bit signed mantissa, exponent 0..7
-
-so that ``v_int ~= 64*k*v`` and ``W ~= W_int * 2^wexp / k``. Plastic projections keep one bit of
-headroom (``|W_int| <= 127``) because learning moves weights within Lava's [-256, 255].
+:func:`quantize_ir` turns the IR into integers with the recipe of :mod:`spikeplastic.loihi_format`
+(one scale ``k`` per LIF population, ``v_int ~= 64*k*v``, ``W ~= W_int * 2^wexp / k``; the same
+recipe Loihi-legal training, :func:`spikeplastic.quant.loihi_legal`, projects onto) and returns the
+:class:`FixedNetwork` with a :class:`QuantReport` of every rounding error. Plastic projections keep
+one bit of headroom (``|W_int| <= 127``) because learning moves weights within Lava's [-256, 255].
+:func:`snap_to_literals` is the float-mode counterpart: it only moves the rule coefficients onto
+Lava's literal grid.
 
 STDP (2-factor, optional alpha in ``tag_1`` and decay towards the anchor in ``tag_2``): each of the
 two products ``S*y0*x1[*t]`` and ``S*x0*y1[*t]`` gets its own literal ``S = m*2^e`` and an integer
@@ -19,11 +16,10 @@ are capped at ``floor(127 * (1 - exp(-1/tau)))`` so that the 7-bit traces never 
 saturating traces cost 30-270 LSB mean weight error over 1000 steps, the cap ~5). Trace time constants
 are rounded to integers in [1, 255]. Fractional impulses are never used (Lava's simulator rounds them
 up with probability 2f, a bias).
-
-:func:`quantize_ir` returns the integer network and a :class:`QuantReport` of every rounding error.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
@@ -31,8 +27,38 @@ from typing import Any, Mapping
 import numpy as np
 
 from spikeplastic import ir as _ir
+from spikeplastic.loihi_format import (
+    BIAS_EXP_MAX,
+    DECAY_ONE,
+    DEFAULT_VTH_INT,
+    LITERAL_EXPONENTS,
+    STATE_SCALE,
+    TAU_RANGE,
+    TRACE_MAX,
+    VTH_BITS,
+    WEIGHT_EXP_RANGE,
+    best_scaled_impulse,
+    decay_int,
+    du_value,
+    dv_value,
+    fixed_point_scale,
+    impulse_cap,
+    is_literal,
+    literal_parts,
+    nearest_literal,
+    quantize_bias,
+    quantize_du,
+    quantize_dv,
+    quantize_tau,
+    quantize_vth,
+    quantize_weights,
+    trace_peak,
+    weight_exponent,
+    weight_limit,
+)
 
-from ._plan import ExportError, UnsupportedError, _literal_parts, as_ir
+from ._plan import as_ir
+from .errors import ExportError, UnsupportedError
 
 __all__ = [
     "FixedPopulation",
@@ -42,18 +68,10 @@ __all__ = [
     "FixedNetwork",
     "QuantReport",
     "quantize_ir",
+    "snap_to_literals",
     "VTH_BITS",
     "WEIGHT_EXP_RANGE",
 ]
-
-VTH_BITS = 17
-UV_BITS = 24
-DECAY_BITS = 12
-BIAS_MANT_BITS = 13
-WEIGHT_EXP_RANGE = (-8, 7)
-TRACE_MAX = 127
-TAU_RANGE = (1, 255)
-DEFAULT_VTH_INT = 2**14  # leaves 8x headroom below the 17-bit threshold / 24-bit state limits
 
 
 @dataclass(frozen=True)
@@ -152,7 +170,7 @@ class FixedNetwork:
 
     def voltage_scale(self, pop: str) -> float:
         """Integer voltage units per float unit (``64 * k``)."""
-        return 64.0 * self.population(pop).scale
+        return float(STATE_SCALE) * self.population(pop).scale
 
     def weight_scale(self, proj: str) -> float:
         """Integer weight units per float unit (``k_post / 2^wexp``)."""
@@ -168,10 +186,9 @@ class FixedNetwork:
                 continue
             f = self.population(p.name)
             k = f.scale
-            du = np.minimum((f.du + 1) / 4096.0, 1.0)
             pops.append(_ir.Population(
-                name=p.name, n=p.n, kind="lif", du=du, dv=f.dv / 4096.0, vth=f.vth / k,
-                bias=(f.bias_mant.astype(np.float64) * 2.0**f.bias_exp) / (64.0 * k), reset=p.reset,
+                name=p.name, n=p.n, kind="lif", du=du_value(f.du), dv=dv_value(f.dv), vth=f.vth / k,
+                bias=(f.bias_mant.astype(np.float64) * 2.0**f.bias_exp) / (float(STATE_SCALE) * k), reset=p.reset,
             ))
         projs = []
         for pr in like.projections:
@@ -200,28 +217,6 @@ class QuantReport:
         return max(vals) if vals else 0.0
 
 
-def _sign_mode(w: np.ndarray) -> str:
-    if np.min(w) >= 0:
-        return "excitatory"
-    if np.max(w) <= 0:
-        return "inhibitory"
-    return "mixed"
-
-
-def _as_lava_holds(w_int: np.ndarray, mode: str) -> np.ndarray:
-    """Lava's clip_weights + truncate_weights for 8-bit weights (PyDenseModelBitAcc / LearningDense)."""
-    w = w_int.astype(np.int64)
-    if mode == "inhibitory":
-        w = -w
-    lo = -256 if mode == "mixed" else 0
-    w = np.clip(w, lo, 255)
-    if mode == "mixed":
-        w = (w >> 1) << 1
-    if mode == "inhibitory":
-        w = -w
-    return w
-
-
 def _pop_scales(ir: _ir.NetworkIR, scale: float | Mapping[str, float] | None, headroom: float) -> dict[str, float]:
     out = {}
     for p in ir.populations:
@@ -231,40 +226,15 @@ def _pop_scales(ir: _ir.NetworkIR, scale: float | Mapping[str, float] | None, he
             k = scale.get(p.name)
         else:
             k = scale
-        if k is None:
-            k = DEFAULT_VTH_INT / float(np.max(p.vth))
-            for pr in ir.projections:  # keep every incoming weight exponent <= 7
-                wmax = float(np.max(np.abs(pr.weight))) if pr.post == p.name and pr.weight.size else 0.0
-                if wmax > 0:
-                    limit = 254.0 / headroom if pr.plastic else 254.0
-                    k = min(k, limit * 2.0 ** WEIGHT_EXP_RANGE[1] / wmax)
+        if k is None:  # keep every incoming weight exponent <= 7
+            incoming = [(float(np.max(np.abs(pr.weight))), weight_limit(pr.plastic, headroom))
+                        for pr in ir.projections if pr.post == p.name and pr.weight.size]
+            k = fixed_point_scale(float(np.max(p.vth)), incoming, DEFAULT_VTH_INT)
         k = float(k)
         if not (math.isfinite(k) and k > 0):
             raise ExportError(f"quantisation scale for population {p.name!r} must be finite and > 0, got {k!r}")
         out[p.name] = k
     return out
-
-
-def _best_scaled_impulse(target: float, shift: int, imp_max: int = TRACE_MAX) -> tuple[int, int, int, float]:
-    """(impulse, mantissa, exp, rel_error) with impulse*mantissa*2^(exp-shift) ~= target (> 0)."""
-    best = None
-    for e in range(-7, 9):
-        for m in range(1, 8):
-            unit = m * 2.0 ** (e - shift)
-            imp = int(round(target / unit))
-            if not 1 <= imp <= imp_max:
-                continue
-            err = abs(imp * unit - target) / target
-            key = (round(err, 12), -imp)
-            if best is None or key < best[0]:
-                best = (key, imp, m, e, err)
-    if best is None:
-        lo, hi = 2.0 ** (-7 - shift), imp_max * 7 * 2.0 ** (8 - shift)
-        raise ExportError(
-            f"an STDP amplitude of {target:.3g} weight LSBs per trace unit is outside what an integer impulse "
-            f"(<= {imp_max}) times a literal m*2^e can express ([{lo:.3g}, {hi:.3g}]); change the weight scale"
-        )
-    return best[1], best[2], best[3], best[4]
 
 
 def quantize_ir(
@@ -312,38 +282,29 @@ def quantize_ir(
         if p.reset != "zero":
             raise UnsupportedError(f"population {p.name!r}: subtractive reset has no fixed-point / Loihi model")
         k = ks[p.name]
-        vth = np.rint(p.vth * k).astype(np.int64)
+        vth = quantize_vth(p.vth, k)
         if np.any(vth > 2**VTH_BITS - 1) or np.any(vth < 1):
             raise ExportError(
                 f"population {p.name!r}: threshold {p.vth.max():.4g} * scale {k:.4g} = {vth.max()} does not fit the "
                 f"{VTH_BITS}-bit threshold (1..{2**VTH_BITS - 1}); pass a smaller scale"
             )
-        dv = np.rint(4096 * p.dv).astype(np.int64)
-        du = np.rint(4096 * p.du).astype(np.int64) - 1
-        if np.any(dv > 4095):
+        if np.any(decay_int(p.dv) > DECAY_ONE - 1):
             rep.notes.append(f"{p.name}: dv = 1 is not representable (12 bits); using 4095/4096")
-        if np.any(du < 0):
+        if np.any(decay_int(p.du) - 1 < 0):
             rep.notes.append(f"{p.name}: du = 0 (no current decay) is not representable; using 1/4096")
-        dv = np.clip(dv, 0, 4095)
-        du = np.clip(du, 0, 4095)
-        b = np.rint(p.bias * k * 64).astype(np.int64)
-        bexp = np.zeros_like(b)
-        mant = b.copy()
-        big = np.abs(b) > 2 ** (BIAS_MANT_BITS - 1) - 1
-        if np.any(big):
-            bexp[big] = np.ceil(np.log2(np.abs(b[big]) / (2 ** (BIAS_MANT_BITS - 1) - 1))).astype(np.int64)
-            if np.any(bexp > 7):
-                raise ExportError(f"population {p.name!r}: bias {np.abs(p.bias).max():.4g} is too large for a 13-bit "
-                                  "mantissa with exponent <= 7 at this scale")
-            mant[big] = np.rint(b[big] / 2.0 ** bexp[big]).astype(np.int64)
+        dv, du = quantize_dv(p.dv), quantize_du(p.du)
+        mant, bexp = quantize_bias(p.bias, k)
+        if np.any(bexp > BIAS_EXP_MAX):
+            raise ExportError(f"population {p.name!r}: bias {np.abs(p.bias).max():.4g} is too large for a 13-bit "
+                              "mantissa with exponent <= 7 at this scale")
         pops.append(FixedPopulation(p.name, p.n, "lif", du=du, dv=dv, vth=vth, bias_mant=mant, bias_exp=bexp, scale=k))
         bias_eff = mant * 2.0**bexp
         rep.populations[p.name] = {
             "scale": k,
             "vth_rel_error": float(np.max(np.abs(vth / k - p.vth) / p.vth)),
-            "dv_abs_error": float(np.max(np.abs(dv / 4096 - p.dv))),
-            "du_abs_error": float(np.max(np.abs(np.minimum((du + 1) / 4096, 1.0) - p.du))),
-            "bias_abs_error": float(np.max(np.abs(bias_eff / (64 * k) - p.bias))) if p.bias.size else 0.0,
+            "dv_abs_error": float(np.max(np.abs(dv_value(dv) - p.dv))),
+            "du_abs_error": float(np.max(np.abs(du_value(du) - p.du))),
+            "bias_abs_error": float(np.max(np.abs(bias_eff / (STATE_SCALE * k) - p.bias))) if p.bias.size else 0.0,
         }
     projs: list[FixedProjection] = []
     for pr in ir.projections:
@@ -355,19 +316,14 @@ def quantize_ir(
                                    "(the ThirdFactor process has no fixed-point model)")
         if pr.plastic and not isinstance(pr.rule, _ir.STDPRule):
             raise UnsupportedError(f"projection {pr.name!r}: fixed point exports STDP only, not {type(pr.rule).__name__}")
-        limit = 254.0 / plastic_headroom if pr.plastic else 254.0
         wmax = float(np.max(np.abs(pr.weight))) if pr.weight.size else 0.0
-        wexp = 0 if wmax == 0 else max(0, math.ceil(math.log2(wmax * k / limit)))
+        wexp = weight_exponent(wmax, k, weight_limit(pr.plastic, plastic_headroom))
         if not WEIGHT_EXP_RANGE[0] <= wexp <= WEIGHT_EXP_RANGE[1]:
             raise ExportError(
                 f"projection {pr.name!r}: weights up to {wmax:.4g} at scale {k:.4g} need weight exponent {wexp}, "
                 f"outside Loihi's {list(WEIGHT_EXP_RANGE)}; pass a smaller scale for population {pr.post!r}"
             )
-        raw = np.rint(pr.weight * k / 2.0**wexp).astype(np.int64)
-        mode = "mixed" if pr.plastic else _sign_mode(raw)
-        if mode == "mixed":
-            raw = 2 * np.rint(pr.weight * k / 2.0**wexp / 2).astype(np.int64)
-        w_int = _as_lava_holds(raw, mode)
+        w_int, mode = quantize_weights(pr.weight, k, wexp, pr.plastic)
         wscale = k / 2.0**wexp
         err = float(np.max(np.abs(w_int / wscale - pr.weight))) if pr.weight.size else 0.0
         info: dict[str, Any] = {
@@ -391,7 +347,7 @@ def _quantize_stdp(pr: _ir.Projection, wscale: float, w_int: np.ndarray, imp_max
     taus = []
     for name in ("tau_plus", "tau_minus"):
         tau = float(getattr(r, name))
-        ti = int(round(tau))
+        ti = quantize_tau(tau)
         if not TAU_RANGE[0] <= ti <= TAU_RANGE[1]:
             raise ExportError(f"projection {pr.name!r}: STDP {name} = {tau:.4g} is outside the chip's trace "
                               f"time constants {list(TAU_RANGE)} (integers)")
@@ -420,17 +376,24 @@ def _quantize_stdp(pr: _ir.Projection, wscale: float, w_int: np.ndarray, imp_max
             info[f"{amp_name}_rel_error"] = 0.0
             continue
         tau = taus[0] if trace == "x1" else taus[1]
-        lim = imp_max if imp_max is not None else max(1, math.floor(TRACE_MAX * (1 - math.exp(-1 / tau))))
-        imp, m, e, err = _best_scaled_impulse(target, shift, lim)
+        lim = imp_max if imp_max is not None else impulse_cap(tau)
+        best = best_scaled_impulse(target, shift, lim)
+        if best is None:
+            lo, hi = 2.0 ** (LITERAL_EXPONENTS[0] - shift), lim * 7 * 2.0 ** (LITERAL_EXPONENTS[-1] - shift)
+            raise ExportError(
+                f"an STDP amplitude of {target:.3g} weight LSBs per trace unit is outside what an integer impulse "
+                f"(<= {lim}) times a literal m*2^e can express ([{lo:.3g}, {hi:.3g}]); change the weight scale"
+            )
+        imp, m, e, err = best
         imps.append(imp)
-        info[f"{amp_name}_trace_peak"] = min(TRACE_MAX, imp / (1 - math.exp(-1 / tau)))
+        info[f"{amp_name}_trace_peak"] = trace_peak(imp, tau)
         products.append(FixedProduct(+1 if dep == "y0" else -1, m, e, dep, (trace, *factors)))
         info[f"{amp_name}_impulse"] = imp
         info[f"{amp_name}_literal"] = f"{m}*2^{e}"
         info[f"{amp_name}_rel_error"] = err
     tag_2 = None
     if pr.decay != 0:
-        p = _literal_parts(float(pr.decay))
+        p = literal_parts(float(pr.decay))
         if p is None:
             raise ExportError(f"projection {pr.name!r}: decay = {pr.decay!r} is not a Lava literal m*2^e")
         m, e = p
@@ -442,3 +405,36 @@ def _quantize_stdp(pr: _ir.Projection, wscale: float, w_int: np.ndarray, imp_max
         return None, info
     info["dw"] = FixedRule(tuple(products), 0, 0, 0, 0).dw()
     return FixedRule(tuple(products), imps[0], taus[0], imps[1], taus[1], tag_1, tag_2), info
+
+
+def snap_to_literals(net_or_ir: Any) -> tuple[_ir.NetworkIR, dict[str, tuple[float, float]]]:
+    """Project the coefficients that Lava needs as rule literals onto the ``m*2^e`` grid.
+
+    Snaps every plastic projection's ``decay``, Hebb/Oja ``eta`` and retroactive ``eta_e`` to the nearest
+    literal (a learned value passes through a sigmoid and is never exactly on the grid). The returned
+    IR is what gets exported; verify it (not the original) for exactness. Returns (new IR,
+    {"<projection>.<field>": (old, new)} for every value that changed).
+    """
+    ir = as_ir(net_or_ir)
+    changes: dict[str, tuple[float, float]] = {}
+
+    def snap(v: float, key: str) -> float:
+        new = nearest_literal(float(v)) if not is_literal(v) else float(v)
+        if new != v:
+            changes[key] = (float(v), new)
+        return new
+
+    projs = []
+    for pr in ir.projections:
+        if not pr.plastic:
+            projs.append(pr)
+            continue
+        kw: dict[str, Any] = {}
+        if pr.decay != 0:
+            kw["decay"] = snap(pr.decay, f"{pr.name}.decay")
+        if isinstance(pr.rule, (_ir.HebbRule, _ir.OjaRule)):
+            kw["rule"] = dataclasses.replace(pr.rule, eta=snap(pr.rule.eta, f"{pr.name}.eta"))
+        if pr.modulation is not None and pr.modulation.mode == "retroactive":
+            kw["modulation"] = dataclasses.replace(pr.modulation, eta_e=snap(pr.modulation.eta_e, f"{pr.name}.eta_e"))
+        projs.append(dataclasses.replace(pr, **kw) if kw else pr)
+    return dataclasses.replace(ir, projections=tuple(projs)), changes

@@ -26,8 +26,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 
 from spikeplastic import ir as _ir
+from spikeplastic.functional import STDPTraces, stdp_traces_step, stdp_update
 
 from ._plan import as_ir
 
@@ -185,19 +187,24 @@ def _first_mismatch(a: np.ndarray, b: np.ndarray) -> int | None:
 
 def _replay_stdp(pr: _ir.Projection, pre: np.ndarray, post: np.ndarray, W0: np.ndarray, anchor: np.ndarray,
                  lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
-    """The IR's float STDP rule driven by given spike trains (Lava's), from ``W0``, saturating at [lo, hi]."""
+    """The IR's float STDP rule driven by given spike trains (Lava's), from ``W0``, saturating at [lo, hi].
+
+    Traces and pair term are the torch model's (:mod:`spikeplastic.functional`). The weight update is
+    written on ``W`` as Lava's learning engine applies it, ``W += alpha*e - decay*(W - anchor)`` then
+    Lava's 8-bit saturation, which the model's update of the plastic part (``synaptic_update`` on
+    ``H``) cannot express: the model never saturates ``W``.
+    """
     r = pr.rule
     assert isinstance(r, _ir.STDPRule)
-    fx, fy = math.exp(-1.0 / r.tau_plus), math.exp(-1.0 / r.tau_minus)
     alpha = 1.0 if pr.alpha is None else np.asarray(pr.alpha)
-    x = np.zeros(pre.shape[1])
-    y = np.zeros(post.shape[1])
+    s_pre = torch.as_tensor(np.asarray(pre, dtype=np.float64))[:, None]  # [T, 1, n_pre]: batch of one
+    s_post = torch.as_tensor(np.asarray(post, dtype=np.float64))[:, None]
+    tr = STDPTraces(torch.zeros(1, pre.shape[1], dtype=torch.float64), torch.zeros(1, post.shape[1], dtype=torch.float64))
     W = W0.astype(np.float64).copy()
     out = np.empty((pre.shape[0],) + W.shape)
     for t in range(pre.shape[0]):
-        x = x * fx + r.a_plus * pre[t]
-        y = y * fy + r.a_minus * post[t]
-        e = np.outer(post[t], x) - np.outer(y, pre[t])
+        tr = stdp_traces_step(tr, s_pre[t], s_post[t], r.a_plus, r.a_minus, r.tau_plus, r.tau_minus)
+        e = stdp_update(tr, s_pre[t], s_post[t])[0].numpy()
         W = np.clip(W + alpha * e - pr.decay * (W - anchor), lo, hi)
         out[t] = W
     return out

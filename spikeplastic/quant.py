@@ -1,22 +1,14 @@
 """Loihi-legal training: project a network's constants onto what Loihi 2 holds, with straight-through
 gradients, so that a net trained this way keeps its behaviour after ``to_lava(mode="fixed")``.
 
-:func:`loihi_legal` installs, on an existing :class:`~spikeplastic.network.Network`, projections that
-mirror :func:`spikeplastic.export.quantize_ir` (one scale ``k`` per LIF population)::
+:func:`loihi_legal` installs, on an existing :class:`~spikeplastic.network.Network`, the
+straight-through forms of :mod:`spikeplastic.loihi_format` (the recipe, shared with the exporter's
+:func:`spikeplastic.export.quantize_ir`; one scale ``k`` per LIF population): threshold, 12-bit
+decays, bias, 8-bit weights with exponent, integer STDP time constants, and (:func:`lava_literals`)
+the rule literals ``m*2^e`` for decay, Hebb/Oja eta and eta_e.
 
-    k        = min(2^14 / max(vth),  limit * 2^7 / max|w_in|  over incoming projections)
-               limit = 254 (static) or 254 / plastic_headroom (plastic)
-    vth      -> round(vth * k) / k                              17-bit threshold
-    du       -> clip(round(4096 du), 1, 4096) / 4096            12-bit decays
-    dv       -> clip(round(4096 dv), 0, 4095) / 4096
-    bias     -> mant * 2^exp / (64 k),  mant * 2^exp ~= round(bias * 64 k)   13-bit mantissa, exp 0..7
-    w        -> step * round(w / step),  step = 2^wexp / k  (x2 for mixed-sign or plastic matrices),
-                wexp = max(0, ceil(log2(max|w| k / limit)))     8-bit weights with exponent
-    STDP tau -> round(tau) in [1, 255]                          integer trace time constants
-    decay, Hebb/Oja eta, eta_e -> nearest m*2^e (m in [-8, 7], e in [-7, 8])   rule literals
-
-and (``emulate_integer_state=True``) makes every LIF keep ``u, v`` on the integer grid
-``1 / (64 k)`` with Lava's truncating decay, so the forward pass *is* Lava's fixed-point LIF
+With ``emulate_integer_state=True`` every LIF keeps ``u, v`` on the integer grid ``1 / (64 k)``
+with Lava's truncating decay, so the forward pass *is* Lava's fixed-point LIF
 (``PyLifModelBitAcc``): for static networks, spikes are bit-exact in float64 against
 ``spikeplastic.export.simulate_fixed`` / Lava (tested). Gradients pass straight through every
 rounding.
@@ -30,88 +22,54 @@ exporter's projection can differ by an LSB.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
 from torch import Tensor
 
+from .loihi_format import (
+    DEFAULT_VTH_INT,
+    STATE_SCALE,
+    VTH_BITS,
+    bias_ste,
+    du_ste,
+    dv_ste,
+    fixed_point_scale,
+    nearest_literal,
+    tau_ste,
+    vth_ste,
+    weight_limit,
+    weights_ste,
+)
 from .network import Network
 from .rules import STDP, Hebb, Oja
 
 __all__ = ["LoihiSpec", "loihi_legal", "lava_literals", "remove_loihi_legal", "population_scale", "nearest_literal"]
-
-_LITERALS = sorted({m * 2.0**e for m in range(-8, 8) for e in range(-7, 9)})
 
 
 @dataclass(frozen=True, kw_only=True)
 class LoihiSpec:
     """Settings of the Loihi-legal projection (defaults equal ``quantize_ir``'s)."""
 
-    vth_int: int = 2**14
+    vth_int: int = DEFAULT_VTH_INT
     plastic_headroom: float = 2.0
     emulate_integer_state: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.vth_int, bool) or not isinstance(self.vth_int, int) or not 1 <= self.vth_int < 2**17:
+        if isinstance(self.vth_int, bool) or not isinstance(self.vth_int, int) or not 1 <= self.vth_int < 2**VTH_BITS:
             raise ValueError(f"vth_int must be an int in [1, 2^17), got {self.vth_int!r}")
         if not (isinstance(self.plastic_headroom, (int, float)) and self.plastic_headroom >= 1):
             raise ValueError(f"plastic_headroom must be a number >= 1, got {self.plastic_headroom!r}")
 
 
-def _ste(x: Tensor, y: Tensor) -> Tensor:
-    return x + (y - x).detach()
-
-
-def nearest_literal(x: Tensor) -> Tensor:
-    """Nearest Lava rule literal ``m*2^e`` (m in [-8, 7], e in [-7, 8]), straight-through."""
-    grid = torch.tensor(_LITERALS, dtype=x.dtype, device=x.device)
-    idx = (x.detach().unsqueeze(-1) - grid).abs().argmin(-1)
-    return _ste(x, grid[idx])
-
-
-def _limit(plastic: bool, spec: LoihiSpec) -> float:
-    return 254.0 / spec.plastic_headroom if plastic else 254.0
-
-
 def population_scale(net: Network, name: str, spec: LoihiSpec = LoihiSpec()) -> Tensor:
     """The fixed-point scale ``k`` of population ``name`` (integer units per float unit; detached)."""
-    k = spec.vth_int / net.pops[name].vth.mapped().detach().max()
+    incoming = []
     for pname, (_, post) in net.topology.items():
-        if post != name:
-            continue
-        layer = net.projs[pname]
-        wmax = layer.weight.mapped().detach().abs().max()
-        if float(wmax) > 0:
-            k = torch.minimum(k, _limit(layer.plastic, spec) * 2.0**7 / wmax)
-    return k
-
-
-def _quant_weight(w: Tensor, k: Tensor, plastic: bool, spec: LoihiSpec) -> Tensor:
-    wd = w.detach()
-    wmax = float(wd.abs().max())
-    wexp = 0 if wmax == 0 else max(0, math.ceil(math.log2(wmax * float(k) / _limit(plastic, spec))))
-    step = 2.0**wexp / k
-    ints = torch.round(wd / step)
-    mixed = plastic or (bool((ints < 0).any()) and bool((ints > 0).any()))
-    if mixed:
-        ints = (2 * torch.round(wd / step / 2)).clamp(-256, 254)
-    elif bool((ints < 0).any()):
-        ints = ints.clamp(-255, 0)
-    else:
-        ints = ints.clamp(0, 255)
-    return _ste(w, ints * step)
-
-
-def _quant_bias(b: Tensor, k: Tensor) -> Tensor:
-    """``bias_mant * 2^bias_exp / (64 k)`` with a 13-bit signed mantissa (as ``quantize_ir``)."""
-    ints = torch.round(b * 64 * k)
-    big = ints.abs() > 2**12 - 1
-    if bool(big.any()):
-        bexp = torch.where(big, torch.ceil(torch.log2(ints.abs().clamp_min(1) / (2**12 - 1))), torch.zeros_like(ints))
-        ints = torch.round(ints / 2.0**bexp) * 2.0**bexp
-    return ints / (64 * k)
+        if post == name:
+            layer = net.projs[pname]
+            incoming.append((layer.weight.mapped().detach().abs().max(), weight_limit(layer.plastic, spec.plastic_headroom)))
+    return fixed_point_scale(net.pops[name].vth.mapped().detach().max(), incoming, spec.vth_int)
 
 
 def loihi_legal(net: Network, spec: LoihiSpec = LoihiSpec()) -> Network:
@@ -143,18 +101,19 @@ def loihi_legal(net: Network, spec: LoihiSpec = LoihiSpec()) -> Network:
 
     for name, pop in net.pops.items():
         k = kf(name)
-        pop.du.transform = lambda v: _ste(v, torch.round(4096 * v.detach()).clamp(1, 4096) / 4096)
-        pop.dv.transform = lambda v: _ste(v, torch.round(4096 * v.detach()).clamp(0, 4095) / 4096)
-        pop.vth.transform = lambda v, k=k: _ste(v, torch.round(v.detach() * k()).clamp(1, 2**17 - 1) / k())
-        pop.bias.transform = lambda v, k=k: _ste(v, _quant_bias(v.detach(), k()))
-        pop.quantum = (lambda k=k: 1.0 / (64 * k())) if spec.emulate_integer_state else None
+        pop.du.transform = du_ste
+        pop.dv.transform = dv_ste
+        pop.vth.transform = lambda v, k=k: vth_ste(v, k())
+        pop.bias.transform = lambda v, k=k: bias_ste(v, k())
+        pop.quantum = (lambda k=k: 1.0 / (STATE_SCALE * k())) if spec.emulate_integer_state else None
     for pname, layer in net.projs.items():
         k = kf(net.topology[pname][1])
         plastic = layer.plastic
-        layer.weight.transform = lambda w, k=k, plastic=plastic: _quant_weight(w, k(), plastic, spec)
+        limit = weight_limit(plastic, spec.plastic_headroom)
+        layer.weight.transform = lambda w, k=k, limit=limit, plastic=plastic: weights_ste(w, k(), limit, plastic)
         if isinstance(layer.rule, STDP):
             for q in (layer.rule.tau_plus, layer.rule.tau_minus):
-                q.transform = lambda v: _ste(v, torch.round(v.detach()).clamp(1, 255))
+                q.transform = tau_ste
     lava_literals(net)
     return net
 

@@ -88,7 +88,8 @@ def test_errors_are_raised_before_lava_builds_anything() -> None:
 
 
 def test_literal_helper() -> None:
-    from spikeplastic.export._plan import is_literal, literal
+    from spikeplastic.export._plan import literal
+    from spikeplastic.loihi_format import is_literal
 
     for v in (2**-7, 3 * 2**-6, 7 * 2**8, 0.5, 1.0, 6 * 2**-7):
         assert is_literal(v)

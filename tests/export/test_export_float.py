@@ -72,18 +72,18 @@ def test_verify_report_float(no_stray_processes: None) -> None:
 
 def test_verify_detects_divergence(no_stray_processes: None) -> None:
     """verify compares what it is given: different inputs for torch and Lava must show up as divergence."""
-    from spikeplastic.export import _lava, verify
+    from spikeplastic.export import lava_network, verify
 
-    orig = _lava.LavaNetwork.run
+    orig = lava_network.LavaNetwork.run
 
     def shifted(self, inputs, *a, **kw):  # feed Lava different spikes than the reference
         return orig(self, np.roll(np.asarray(inputs), 3, axis=0), *a, **kw)
 
-    _lava.LavaNetwork.run = shifted
+    lava_network.LavaNetwork.run = shifted
     try:
         rep = verify(stdp_recurrent(), steps=80, seed=3, random_inputs=0.3)
     finally:
-        _lava.LavaNetwork.run = orig
+        lava_network.LavaNetwork.run = orig
     assert not rep.ok and rep.spike_agreement_pct < 100.0 and rep.first_divergent_step is not None
     assert any("spike mismatches" in r for r in rep.reasons)
 
@@ -92,15 +92,15 @@ def test_agreement_counts_spike_events_not_silent_cells(no_stray_processes: None
     """A silent Lava side scores 0 % (not the share of (neuron, step) cells that happen to agree)."""
     import dataclasses
 
-    from spikeplastic.export import _lava, verify
+    from spikeplastic.export import lava_network, verify
 
-    orig = _lava.LavaNetwork.run
+    orig = lava_network.LavaNetwork.run
 
     def silent(self, *a, **kw):
         rec = orig(self, *a, **kw)
         return dataclasses.replace(rec, spikes={k: np.zeros_like(v) for k, v in rec.spikes.items()})
 
-    monkeypatch.setattr(_lava.LavaNetwork, "run", silent)
+    monkeypatch.setattr(lava_network.LavaNetwork, "run", silent)
     rep = verify(stdp_recurrent(), steps=60, seed=3, random_inputs=0.3, allow_silent=True)
     assert rep.spike_agreement_pct == 0.0 and not rep.ok  # mismatches fail float mode even with allow_silent
     for k, p in rep.populations.items():

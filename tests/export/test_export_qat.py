@@ -101,7 +101,7 @@ def test_qat_rejects_constructs_without_fixed_point_model() -> None:
 
 
 def test_lava_literals_puts_learned_coefficients_on_the_rule_grid() -> None:
-    from spikeplastic.export._plan import is_literal
+    from spikeplastic.loihi_format import is_literal
     from spikeplastic.quant import lava_literals
 
     torch.manual_seed(0)

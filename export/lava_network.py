@@ -1,0 +1,407 @@
+"""A Lava export: :class:`LavaNetwork` (what :func:`~spikeplastic.export.to_lava` returns) builds the
+Lava processes of a :class:`~spikeplastic.export._plan.Plan`, runs them bounded and always stops
+them; :class:`LavaRecord` is what a run recorded.
+
+Importing this module does not import Lava (building a network does, through the compatibility shim).
+"""
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _lava
+from ._compat import import_lava
+from ._interrupt import sigint_guard
+from ._plan import Plan
+from .errors import LavaTimeoutError
+
+__all__ = ["LavaRecord", "LavaNetwork", "LavaTimeoutError", "RECORDABLE"]
+
+RECORDABLE = ("spikes", "voltages", "weights")
+
+
+@dataclass(frozen=True)
+class LavaRecord:
+    """What a Lava run recorded, numpy arrays with leading dim ``T`` (no batch dim).
+
+    Time indexing is that of :class:`spikeplastic.Record`: ``spikes[k][t]`` / ``voltages[k][t]`` are
+    population ``k`` after step ``t``; ``weights[name][t]`` is ``W[t]`` after the plasticity of step
+    ``t`` (plastic projections only), so ``rec.spikes[k] == simulate(ir, x).spikes[k][:, 0]``.
+
+    In fixed mode ``voltages``/``weights`` are converted back to float units (divided by the
+    quantisation scales) and ``raw_voltages``/``raw_weights`` hold Lava's integers.
+    """
+
+    spikes: dict[str, np.ndarray]
+    voltages: dict[str, np.ndarray] | None
+    weights: dict[str, np.ndarray] | None
+    mode: str
+    steps: int
+    wall_s: float
+    compile_s: float
+    raw_voltages: dict[str, np.ndarray] | None = None
+    raw_weights: dict[str, np.ndarray] | None = None
+    initial_weights: dict[str, np.ndarray] | None = None  # W_init of each recorded projection, units of ``weights``
+
+    @property
+    def steps_per_s(self) -> float:
+        """Simulated steps per second of the run itself (compilation excluded)."""
+        return self.steps / self.wall_s if self.wall_s > 0 else float("inf")
+
+    def spike_counts(self) -> dict[str, int]:
+        """Spikes emitted by each population over the run."""
+        return {k: int(np.count_nonzero(v)) for k, v in self.spikes.items()}
+
+    def weight_change(self) -> dict[str, float]:
+        """``max_t |W[t] - W_init|`` of each recorded plastic projection (empty without recorded weights)."""
+        if not self.weights or self.initial_weights is None:
+            return {}
+        return {k: float(np.max(np.abs(w - self.initial_weights[k]))) if w.size else 0.0 for k, w in self.weights.items()}
+
+
+class LavaNetwork:
+    """A validated Lava export of a :class:`~spikeplastic.ir.NetworkIR` (see :func:`~spikeplastic.export.to_lava`).
+
+    Lava processes are created by each :meth:`run` and always stopped before it returns.
+    """
+
+    def __init__(self, ir: Any, plan: Plan, *, fixed: Any = None, timeout: float = 600.0, rng_seed: int = 0) -> None:
+        self.ir = ir
+        self.plan = plan
+        self.fixed = fixed
+        self.mode = plan.mode
+        self.backend = plan.backend
+        self.timeout = float(timeout)
+        self.rng_seed = int(rng_seed)
+        self.quant_report: Any = None
+        self.last_build: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        pops = ", ".join(f"{p.name}:{p.n}" for p in self.plan.populations)
+        plastic = [p.name for p in self.plan.projections if p.plastic]
+        return f"LavaNetwork(mode={self.mode!r}, backend={self.backend!r}, populations=[{pops}], plastic={plastic})"
+
+    # ---- input checks -------------------------------------------------------------------------
+    def _inputs(self, inputs: Any, steps: int | None) -> np.ndarray:
+        x = inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else np.asarray(inputs)
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 3:
+            if x.shape[1] != 1:
+                raise ValueError(f"Lava runs one sample: inputs [T, B, n_in] need B == 1, got B = {x.shape[1]}")
+            x = x[:, 0, :]
+        n_in = self.plan.pop(self.plan.input_name).n
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ValueError(f"inputs must have shape [T, {n_in}] (or [T, 1, {n_in}]), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("inputs contain NaN or inf")
+        if self.plan.pop(self.plan.input_name).input_kind == "spikes" and not np.all((x == 0) | (x == 1)):
+            raise ValueError("the input population takes spikes: inputs must hold only 0 and 1")
+        T = x.shape[0]
+        if steps is None:
+            steps = T
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+        if steps > T:
+            raise ValueError(f"steps={steps} exceeds the {T} input rows (Lava's RingBuffer would cycle)")
+        if self.mode == "fixed" and self.plan.pop(self.plan.input_name).input_kind != "spikes":
+            raise ValueError("fixed mode takes spike inputs only")
+        return x[:steps]
+
+    def _third(self, third_factor: Any, steps: int) -> dict[str, np.ndarray]:
+        """External third factor per 3-factor projection with source=None: [n_post, steps]."""
+        need = [p for p in self.plan.projections if p.third is not None and p.third.source is None]
+        if not need:
+            if third_factor is not None:
+                raise ValueError("third_factor was given but no projection takes an external third factor")
+            return {}
+        if third_factor is None:
+            raise ValueError(
+                f"projections {[p.name for p in need]} are modulated by an external third factor: pass third_factor=[T] or [T, n_post]"
+            )
+        tf = third_factor.detach().cpu().numpy() if hasattr(third_factor, "detach") else np.asarray(third_factor)
+        tf = np.asarray(tf, dtype=np.float64)
+        if tf.ndim in (2, 3) and tf.shape[1] == 1:  # [T, B=1] or [T, B=1, n_post] as simulate takes them
+            tf = tf[:, 0]
+        if not np.all(np.isfinite(tf)):
+            raise ValueError("third_factor contains NaN or inf")
+        if tf.shape[0] < steps:
+            raise ValueError(f"third_factor has {tf.shape[0]} steps, fewer than the {steps} to run")
+        out = {}
+        for p in need:
+            n_post = self.plan.pop(p.post).n
+            if tf.ndim == 1:
+                data = np.broadcast_to(tf[:steps, None], (steps, n_post))
+            elif tf.ndim == 2 and tf.shape[1] == n_post:
+                data = tf[:steps]
+            else:
+                raise ValueError(f"third_factor must have shape [T] or [T, {n_post}] for projection {p.name!r}, got {tf.shape}")
+            out[p.name] = np.ascontiguousarray(data.T)
+        return out
+
+    # ---- build --------------------------------------------------------------------------------
+    def _build(self, x: np.ndarray, ext: dict[str, np.ndarray], record: Sequence[str], tmp: str) -> dict[str, Any]:
+        """The Lava processes of this network (:meth:`_build_processes`), without the logging
+        handlers Lava adds for each of them (:func:`~spikeplastic.export._lava._drop_new_handlers`)."""
+        before = _lava._log_handlers()
+        try:
+            return self._build_processes(x, ext, record, tmp)
+        finally:
+            _lava._drop_new_handlers(before)
+
+    def _build_processes(self, x: np.ndarray, ext: dict[str, np.ndarray], record: Sequence[str],
+                         tmp: str) -> dict[str, Any]:
+        import_lava()
+        from lava.magma.core.learning.learning_rule import Loihi2FLearningRule, Loihi3FLearningRule
+        from lava.proc.dense.process import Dense, LearningDense
+        from lava.proc.io.source import RingBuffer
+        from lava.proc.lif.process import LIF
+
+        plan = self.plan
+        fixed = self.mode == "fixed"
+        steps = x.shape[0]
+        procs: dict[str, Any] = {}
+        data = x.T.astype(np.int32 if fixed else np.float64)
+        procs[plan.input_name] = RingBuffer(data=np.ascontiguousarray(data))
+        for p in plan.populations:
+            if p.kind == "input":
+                continue
+            if p.kind == "lif_subtract":
+                from .lava_models.lif_subtract import SubtractLIF
+
+                procs[p.name] = SubtractLIF(shape=(p.n,), du=p.du, dv=p.dv, vth=p.vth, bias=p.bias, name=p.name)
+            elif fixed:
+                procs[p.name] = LIF(shape=(p.n,), du=p.du, dv=p.dv, vth=p.vth, bias_mant=p.bias,
+                                    bias_exp=p.bias_exp, name=p.name)
+            else:
+                procs[p.name] = LIF(shape=(p.n,), du=p.du, dv=p.dv, vth=p.vth, bias_mant=p.bias, name=p.name)
+        conns: dict[str, Any] = {}
+        extras: list[Any] = []
+        for pr in plan.projections:
+            kw: dict[str, Any] = {"name": pr.name}
+            if pr.graded:
+                kw["num_message_bits"] = 24
+            if fixed:
+                from lava.utils.weightutils import SignMode
+
+                kw["weight_exp"] = int(pr.weight_exp)
+                kw["sign_mode"] = SignMode[(pr.sign_mode or "mixed").upper()]
+            if not pr.plastic:
+                conn = Dense(weights=pr.weights.copy(), **kw)
+            else:
+                rule_kw = dict(dw=pr.dw, dt=pr.dt, x1_impulse=pr.x1_impulse, x1_tau=pr.x1_tau, t_epoch=1)
+                if fixed:  # integer trace parameters, Lava's stochastic rounding seeded
+                    rule_kw.update(x1_impulse=int(pr.x1_impulse), x1_tau=int(pr.x1_tau), rng_seed=self.rng_seed)
+                if pr.three_factor:
+                    rule = Loihi3FLearningRule(**rule_kw)
+                    # Loihi3FLearningRule decays the received y traces with tau = 65535 before use;
+                    # a non-decaying tau makes the rule see exactly what ThirdFactor sent.
+                    rule.y1_tau = rule.y2_tau = rule.y3_tau = pr.y1_tau
+                else:
+                    y1 = (int(pr.y1_impulse), int(pr.y1_tau)) if fixed else (pr.y1_impulse, pr.y1_tau)
+                    rule = Loihi2FLearningRule(y1_impulse=y1[0], y1_tau=y1[1], **rule_kw)
+                lkw = dict(kw)
+                if pr.tag_1 is not None:
+                    lkw["tag_1"] = pr.tag_1.copy()
+                if pr.tag_2 is not None:
+                    lkw["tag_2"] = pr.tag_2.copy()
+                conn = LearningDense(weights=pr.weights.copy(), learning_rule=rule, **lkw)
+            procs[pr.pre].s_out.connect(conn.s_in)
+            conn.a_out.connect(procs[pr.post].a_in)
+            if pr.plastic:
+                procs[pr.post].s_out.connect(conn.s_in_bap)
+            if pr.third is not None:
+                from .lava_models.third_factor import ThirdFactor
+
+                t = pr.third
+                n_post = plan.pop(pr.post).n
+                if t.source is None:
+                    src = RingBuffer(data=ext[pr.name])
+                    extras.append(src)
+                    tf = ThirdFactor(n_post=n_post, n_src=n_post, external=True, y1_impulse=t.y1_impulse,
+                                     y1_tau=t.y1_tau, name=f"{pr.name}_third_factor")
+                    src.s_out.connect(tf.m_in)
+                else:
+                    tf = ThirdFactor(n_post=n_post, n_src=plan.pop(t.source).n, external=False, weight=t.weight,
+                                     bias=t.bias, y1_impulse=t.y1_impulse, y1_tau=t.y1_tau,
+                                     name=f"{pr.name}_third_factor")
+                    procs[t.source].s_out.connect(tf.m_in)
+                procs[pr.post].s_out.connect(tf.s_post)
+                tf.y1.connect(conn.s_in_y1)
+                tf.y2.connect(conn.s_in_y2)
+                extras.append(tf)
+            conns[pr.name] = conn
+        # outputs: one Recorder (a sink writing a memory-mapped .npy) per recorded quantity
+        from .lava_models.recorder import Recorder
+
+        recorders: dict[tuple[str, str], tuple[Any, str]] = {}
+
+        def record_into(kind: str, name: str, shape: tuple[int, ...], target: Any, source: str) -> None:
+            path = os.path.join(tmp, f"{kind}-{name}.npy")
+            np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(steps,) + tuple(shape)).flush()
+            rec = Recorder(shape=shape, num_steps=steps, path=path, source=source, name=f"rec_{kind}_{name}")
+            if source == "var":
+                rec.ref.connect_var(target)
+            else:
+                target.connect(rec.inp)
+            recorders[(kind, name)] = (rec, path)
+
+        for p in plan.populations:
+            if p.kind == "input":
+                continue
+            if "spikes" in record:
+                record_into("spikes", p.name, (p.n,), procs[p.name].s_out, "port")
+            if "voltages" in record:
+                record_into("voltages", p.name, (p.n,), procs[p.name].v, "var")
+        if "weights" in record:
+            for pr in plan.projections:
+                if pr.plastic:
+                    record_into("weights", pr.name, pr.weights.shape, conns[pr.name].weights, "var")
+        return {"procs": procs, "conns": conns, "extras": extras, "recorders": recorders}
+
+    def processes(self, inputs: Any, third_factor: Any = None, *, steps: int | None = None) -> dict[str, Any]:
+        """The exported network as Lava processes, built but not started, to wire into your own Lava code.
+
+        Returns ``{name: process}`` for the input population (a ``RingBuffer`` that sends
+        ``inputs[t-1]`` at step ``t`` and cycles after ``T``), every population (``LIF``) and every
+        projection (``Dense``/``LearningDense``, keyed by projection name). Nothing is recorded:
+        connect your own processes, sinks or monitors to their ports, then run and stop them yourself
+        (``run_cfg=lnet.run_cfg()``; call ``stop()`` in a ``finally``: :meth:`run`'s time bound and
+        cleanup do not apply here). Inputs are checked as in :meth:`run`.
+        """
+        x = self._inputs(inputs, steps)
+        ext = self._third(third_factor, x.shape[0])
+        built = self._build(x, ext, (), "")
+        out = dict(built["procs"])
+        for k, conn in built["conns"].items():
+            if k in out:
+                raise ValueError(f"projection name {k!r} is also a population name; use run() or rename it")
+            out[k] = conn
+        return out
+
+    def run_cfg(self) -> Any:
+        """The Lava run configuration this export runs with (``Loihi2SimCfg``, float or fixed-point models)."""
+        import_lava()
+        return self._run_cfg()
+
+    def _run_cfg(self) -> Any:
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        if self.backend == "loihi2":  # pragma: no cover - needs lava-loihi, which was never public
+            from lava.magma.core.run_configs import Loihi2HwCfg
+
+            return Loihi2HwCfg()
+        return Loihi2SimCfg(select_tag="floating_pt" if self.mode == "float" else "fixed_pt")
+
+    # ---- run ----------------------------------------------------------------------------------
+    def run(
+        self,
+        inputs: Any,
+        steps: int | None = None,
+        third_factor: Any = None,
+        *,
+        record: Sequence[str] = RECORDABLE,
+        timeout: float | None = None,
+    ) -> LavaRecord:
+        """Run the exported network on ``inputs`` ``[T, n_in]`` for ``steps`` (default ``T``) steps.
+
+        Args:
+            inputs: spikes (or currents for a ``"current"`` input) ``[T, n_in]`` or ``[T, 1, n_in]``.
+            steps: number of steps (<= T).
+            third_factor: ``[T]`` or ``[T, n_post]`` external modulation, when the IR needs it.
+            record: any of ``"spikes"``, ``"voltages"``, ``"weights"``.
+            timeout: seconds allowed for the run itself (default: the exporter's ``timeout``).
+
+        Returns: a :class:`LavaRecord`.
+
+        Raises:
+            LavaTimeoutError: the run did not finish in time (its processes are killed).
+            RuntimeError: Lava reported an error.
+        Lava is always stopped before this returns or raises (KeyboardInterrupt included), and what
+        Lava keeps of the run in its global state (registered Processes and Vars, implicit ports on
+        ProcessModel classes, logging handlers) is dropped, so repeated runs do not accumulate.
+        """
+        for r in record:
+            if r not in RECORDABLE:
+                raise ValueError(f"record entries must be among {list(RECORDABLE)}, got {r!r}")
+        x = self._inputs(inputs, steps)
+        T = x.shape[0]
+        ext = self._third(third_factor, T)
+        timeout = self.timeout if timeout is None else float(timeout)
+        from lava.magma.core.run_conditions import RunSteps
+
+        with sigint_guard() as guard:
+            before = {p.pid for p in multiprocessing.active_children()}
+            tmp = tempfile.mkdtemp(prefix="spikeplastic-lava-")
+            anchor = None
+            built = None
+            ok = False
+            handlers = _lava._log_handlers()
+            try:
+                built = self._build(x, ext, record, tmp)
+                anchor = built["procs"][self.plan.input_name]
+                self.last_build = built
+                guard.checkpoint()
+                t0 = time.perf_counter()
+                anchor.create_runtime(run_cfg=self._run_cfg())
+                guard.checkpoint()  # an interrupt swallowed during worker start-up (see _interrupt) stops here
+                t1 = time.perf_counter()
+                anchor.run(condition=RunSteps(num_steps=T, blocking=False))
+                finished, err = _lava._call_with_timeout(anchor.wait, timeout, guard)
+                t2 = time.perf_counter()
+                if not finished:
+                    raise LavaTimeoutError(
+                        f"Lava did not finish {T} steps within {timeout:.0f} s (it can hang without diagnostics, "
+                        "lava#178); its processes were killed. Raise timeout= for long runs."
+                    )
+                if err is not None:
+                    raise RuntimeError(f"Lava failed while running: {err}") from err
+                guard.checkpoint()
+                out = self._collect(built, T)
+                ok = True
+            finally:  # always stop Lava: normal end, errors, timeout and KeyboardInterrupt alike
+                with guard.deferred():  # a second Ctrl-C must not cut the cleanup short
+                    try:
+                        runtime = getattr(anchor, "_runtime", None) if anchor is not None else None
+                        if runtime is not None:
+                            if ok:
+                                stopped, _ = _lava._call_with_timeout(anchor.stop, 30.0)
+                                if not stopped:
+                                    _lava._kill_runtime(runtime)
+                            else:
+                                _lava._kill_runtime(runtime)
+                        _lava._reap(before)
+                    finally:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                        _lava._drop_new_handlers(handlers)
+                        if built is not None:
+                            _lava._forget(built)
+        return dataclasses.replace(out, wall_s=t2 - t1, compile_s=t1 - t0)
+
+    def _collect(self, built: dict[str, Any], T: int) -> LavaRecord:
+        out: dict[str, dict[str, np.ndarray]] = {"spikes": {}, "voltages": {}, "weights": {}}
+        for (kind, name), (_, path) in built["recorders"].items():
+            out[kind][name] = np.array(np.load(path, mmap_mode="r"))
+        spikes = {k: (v != 0).astype(np.float64) for k, v in out["spikes"].items()}
+        volts, weights = out["voltages"], out["weights"]
+        has_v = any(k == "voltages" for k, _ in built["recorders"])
+        has_w = any(k == "weights" for k, _ in built["recorders"])
+        init = {pr.name: np.asarray(pr.weights, dtype=np.float64) for pr in self.plan.projections if pr.name in weights}
+        if self.mode == "fixed":
+            fx = self.fixed
+            raw_v = {k: np.rint(v).astype(np.int64) for k, v in volts.items()}
+            raw_w = {k: np.rint(w).astype(np.int64) for k, w in weights.items()}
+            fv = {k: v / fx.voltage_scale(k) for k, v in raw_v.items()}
+            fw = {k: w / fx.weight_scale(k) for k, w in raw_w.items()}
+            init = {k: w / fx.weight_scale(k) for k, w in init.items()}
+            return LavaRecord(spikes, fv if has_v else None, fw if has_w else None, "fixed", T, 0.0, 0.0,
+                              raw_v if has_v else None, raw_w if has_w else None, init if has_w else None)
+        return LavaRecord(spikes, volts if has_v else None, weights if has_w else None, "float", T, 0.0, 0.0,
+                          initial_weights=init if has_w else None)
