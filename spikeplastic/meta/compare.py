@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from ..protocol import check_lean
 from .config import TrainConfig, recommended, task_fields
 from .metrics import read_metrics
-from .protocol import check_lean
 
 __all__ = ["CompareConfig", "compare", "summarize", "t_interval", "write_markdown", "plot_curves"]
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import check_lean
+from ..protocol import check_lean
 
 __all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "MAX_LR", "recommended", "task_fields"]
 

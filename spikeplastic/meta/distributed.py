@@ -35,9 +35,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..protocol import EpisodeModel, RLTask, SupervisedTask
 from .config import TrainConfig
 from .devices import resolve_device
-from .protocol import EpisodeModel, RLTask, SupervisedTask
 from .trainer import Trainer, TrainResult, World
 
 __all__ = ["DistributedWorld", "is_torchrun", "train_distributed"]

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..protocol import EpisodeModel, RLTask
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
-from .protocol import EpisodeModel, RLTask
 
 __all__ = ["TaskInputs", "load_model", "episode_inputs", "network_inputs"]
 

@@ -43,12 +43,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..protocol import EpisodeModel, RLTask, SupervisedTask, check_lean
 from .checkpoint import CHECKPOINT_NAME, capture_rng, ir_payload, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig
 from .devices import resolve_device
 from .episodes import EpisodeResult, a2c_episode, supervised_episode
 from .metrics import METRICS_NAME, MetricsLog
-from .protocol import EpisodeModel, RLTask, SupervisedTask, check_lean
 
 __all__ = ["Trainer", "TrainResult", "TrainingError", "World", "train", "build_task", "build_model", "count_parameters",
            "apply_lean", "holds_run"]

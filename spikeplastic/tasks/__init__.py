@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..meta.protocol import RLTask, SupervisedTask
+from ..protocol import RLTask, SupervisedTask
 from .cue import CUE, CUE_SMALL, CueConfig, CueState, CueTask
 from .encoders import DirectCurrent, LatencyEncoder, RateEncoder, Signed, SpikeEncoder
 from .images import IMAGES, ImageConfig, ImageTask, load_cifar10, load_skimage_gray, normalize_images, occluded_mse

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spikeplastic.meta.protocol import RLTask, SupervisedTask
+from spikeplastic.protocol import RLTask, SupervisedTask
 from spikeplastic.tasks import TASKS, make_task
 import spikeplastic.tasks as tasks_pkg
 
