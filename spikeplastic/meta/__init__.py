@@ -13,8 +13,9 @@ Modules: :mod:`.config` (:class:`TrainConfig`),
 :mod:`.checkpoint`, :mod:`.metrics`, :mod:`.devices`, :mod:`.distributed` (``torchrun``),
 :mod:`.compare` (multi-model, multi-seed runs), :mod:`.plot` (rasters and weight traces),
 :mod:`.replay` (a checkpoint's model and its task's encoded episodes, e.g. for verification).
-This package imports neither the tasks nor the models at import time; they, and the baselines, never
-import it (they import :mod:`spikeplastic.protocol`), so importing them does not load the trainer.
+This package imports the task registry (for each task's training defaults, :func:`recommended`) but
+not the models at import time; the tasks, the baselines and the models never import it (they import
+:mod:`spikeplastic.protocol`), so importing them does not load the trainer.
 """
 from ..protocol import LEAN_MODES, Episode, EpisodeModel, RLTask, SupervisedTask, Task, run_supervised
 from .checkpoint import CheckpointError, load_checkpoint, load_ir
