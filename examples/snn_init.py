@@ -23,7 +23,7 @@ from _common import episodes, parser
 
 from spikeplastic.meta.checkpoint import load_checkpoint
 from spikeplastic.meta.compare import CompareConfig, compare
-from spikeplastic.meta.protocol import RLTask
+from spikeplastic.protocol import RLTask
 from spikeplastic.meta.trainer import Trainer, config_from_checkpoint
 
 HELD_OUT_SEED = 10**6

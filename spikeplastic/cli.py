@@ -38,8 +38,6 @@ from typing import Any
 
 __all__ = ["main", "build_parser"]
 
-DATA_KEYS = {"oneshot": "root", "images": "cifar_root"}
-
 
 class UsageError(Exception):
     """Bad command-line input: ``argument`` names the option, the message says what is expected."""
@@ -123,11 +121,15 @@ def _kv(items: Sequence[str] | None, option: str, *, per_model: bool = False) ->
 
 
 def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    from .tasks import TASKS
+
     kw, _ = _kv(args.task_kw, "--task-kw")
     if getattr(args, "data", None) is not None:
-        key = DATA_KEYS.get(args.task)
+        spec = TASKS.get(args.task)
+        key = None if spec is None else spec.data_field
         if key is None:
-            raise UsageError("--data", f"task {args.task!r} reads no dataset; --data applies to {sorted(DATA_KEYS)}")
+            with_data = sorted(k for k, v in TASKS.items() if v.data_field is not None)
+            raise UsageError("--data", f"task {args.task!r} reads no dataset; --data applies to {with_data}")
         kw[key] = str(args.data)
     return kw
 

@@ -63,7 +63,7 @@ from torch import Tensor, nn
 
 from ._validation import check_choice, check_int, check_number, check_positive
 from .functional.plasticity import decay_factor
-from .meta.protocol import EpisodeModel, RLTask, SupervisedTask
+from .protocol import EpisodeModel, RLTask, SupervisedTask
 from .modulation import Neuromodulation
 from .network import Network, NetworkState
 from .neurons import LIF
@@ -133,7 +133,7 @@ class SpikingModel(EpisodeModel):
             gradients, memory ``O(B*N^2)`` instead of ``O(T*B*N^2)``) instead of the step loop;
             ``"auto"`` does when gradients are enabled and the network qualifies (no
             neuromodulation -- ``snn-stdp-mod`` does not --, no Loihi integer-state emulation of
-            ``lava="fixed"``); see :class:`~spikeplastic.meta.protocol.EpisodeModel`.
+            ``lava="fixed"``); see :class:`~spikeplastic.protocol.EpisodeModel`.
 
     Shape: ``step``: ``x`` ``[B, n_in]`` -> ``out`` ``[B, n_out]``; ``forward``: ``[T, B, n_in]``
     -> ``[T, B, n_out]``.

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeplastic.functional.plasticity import eligibility_step, outer
-from spikeplastic.meta.protocol import EpisodeModel
+from spikeplastic.protocol import EpisodeModel
 
 from ._common import (
     ALPHA_MODES,

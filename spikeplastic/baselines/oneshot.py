@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeplastic.functional.plasticity import oja_step
-from spikeplastic.meta.protocol import EpisodeModel
+from spikeplastic.protocol import EpisodeModel
 
 from ._common import (
     ALPHA_MODES,

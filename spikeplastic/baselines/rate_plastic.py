@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from spikeplastic.functional.plasticity import hebb_step, oja_step
-from spikeplastic.meta.protocol import EpisodeModel
+from spikeplastic.protocol import EpisodeModel
 
 from ._common import (
     ALPHA_MODES,

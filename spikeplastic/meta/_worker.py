@@ -48,10 +48,10 @@ def _rss_mb() -> float:
 
 def main(argv: list[str]) -> int:
     _exit_with_parent(os.getppid())
-    from .config import TrainConfig
-    from .trainer import Trainer, TrainingError, build_task
-
+    from .build import build_task
     from .checkpoint import CHECKPOINT_NAME
+    from .config import TrainConfig
+    from .trainer import Trainer, TrainingError
 
     flags = argv[2:]
     if len(argv) < 2 or len(flags) > 1 or not set(flags) <= {"--resume", "--overwrite"}:

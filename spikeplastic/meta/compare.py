@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from ..protocol import check_lean
 from .config import TrainConfig, recommended, task_fields
 from .metrics import read_metrics
-from .protocol import check_lean
 
 __all__ = ["CompareConfig", "compare", "summarize", "t_interval", "write_markdown", "plot_curves"]
 
@@ -286,7 +286,7 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
 
     from ..models import make_model
     from ..tasks import make_task
-    from .trainer import _progress_enabled, apply_lean, holds_run
+    from .trainer import apply_lean, holds_run, progress_enabled
 
     if not isinstance(cfg, CompareConfig):
         raise TypeError(f"cfg must be a CompareConfig, got {type(cfg).__name__}")
@@ -304,7 +304,7 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
                               "or choose another folder")
     out.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // cfg.jobs) if cfg.jobs > 1 else None
-    bar = tqdm(total=len(jobs), disable=not _progress_enabled(cfg.progress), desc=f"compare on {cfg.task}")
+    bar = tqdm(total=len(jobs), disable=not progress_enabled(cfg.progress), desc=f"compare on {cfg.task}")
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in cfg.models}
     with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
         for tc, res in zip(jobs, pool.map(lambda c: _run_one(c, threads, cfg.resume, cfg.overwrite), jobs)):

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import check_lean
+from ..protocol import check_lean
+from ..tasks import TASKS, TrainDefaults
 
 __all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "MAX_LR", "recommended", "task_fields"]
 
@@ -15,23 +16,13 @@ __all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "MAX_LR", "rec
 #: so a larger value can only blow the parameters up (and past ~3e37 overflows float32 inside Adam).
 MAX_LR = 1.0
 
-#: Per-task outer-loop defaults (the papers' settings where they exist): Adam learning rate and
-#: episodes per optimiser step, and for ``cue`` the original Backpropamine cue-reward runs'
-#: A2C settings (gradient-norm clip 2.0, Simpson diversity penalty 0.1, Adam eps 1e-6).
-#: Miconi et al. 2018: pattern lr 3e-4 batch 1, images lr 1e-4; Backpropamine 2019: batch 30 for
-#: the RL tasks. Used by the CLI and :mod:`.compare` where not given explicitly;
+#: Per-task outer-loop defaults, ``{task id: {field: value}}``, built at import from each task's
+#: :class:`~spikeplastic.tasks.TrainDefaults` in the task registry (:data:`spikeplastic.tasks.TASKS`,
+#: where they are set, with their sources): ``lr``, ``batch`` and the :data:`TASK_DEFAULT_FIELDS`
+#: the task sets. Used by the CLI and :mod:`.compare` where not given explicitly;
 #: :class:`TrainConfig` itself has task-independent defaults.
-TASK_DEFAULTS: Mapping[str, Mapping[str, float | int]] = {
-    "pattern": {"lr": 3e-4, "batch": 1},
-    "pattern50": {"lr": 3e-4, "batch": 1},
-    "images": {"lr": 1e-4, "batch": 1},
-    "oneshot": {"lr": 3e-5, "batch": 1},
-    "maze": {"lr": 1e-4, "batch": 30},
-    "maze13": {"lr": 1e-4, "batch": 30},
-    "cue": {"lr": 1e-4, "batch": 30, "clip": 2.0, "entropy_kind": "simpson", "entropy_coef": 0.1, "adam_eps": 1e-6},
-    # the reduced cue task: settings under which backpropamine learned it on a 2-core CPU (README)
-    "cue-small": {"lr": 1e-3, "batch": 16, "clip": 2.0, "entropy_kind": "shannon", "entropy_coef": 0.03,
-                  "adam_eps": 1e-6},
+TASK_DEFAULTS: Mapping[str, Mapping[str, float | int | str]] = {
+    name: spec.train.as_dict() for name, spec in TASKS.items()
 }
 
 #: the :data:`TASK_DEFAULTS` keys besides ``lr``/``batch`` (TrainConfig fields)
@@ -44,8 +35,8 @@ def task_fields(task: str) -> dict[str, float | str]:
 
 
 def recommended(task: str) -> dict[str, float | int | str]:
-    """The defaults of :data:`TASK_DEFAULTS` for ``task`` (``{lr: 3e-4, batch: 1}`` otherwise)."""
-    return dict(TASK_DEFAULTS.get(task, {"lr": 3e-4, "batch": 1}))
+    """The defaults of :data:`TASK_DEFAULTS` for ``task`` (``TrainDefaults()``: ``{lr: 3e-4, batch: 1}`` otherwise)."""
+    return dict(TASK_DEFAULTS.get(task, TrainDefaults().as_dict()))
 
 
 def _int(name: str, v: Any, minimum: int) -> None:

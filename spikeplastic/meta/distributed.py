@@ -3,9 +3,10 @@
 Launch (gloo on CPU, NCCL on GPU; one process per GPU)::
 
     torchrun --nproc_per_node 2 -m spikeplastic.cli train --task cue --model backpropamine --batch 30
-    torchrun --nproc_per_node 2 -m spikeplastic.meta.distributed --task cue --model backpropamine
 
-``spikeplastic train`` detects ``torchrun`` (``WORLD_SIZE > 1``) by itself.
+``spikeplastic train`` detects ``torchrun`` (``WORLD_SIZE > 1``) by itself and calls
+:func:`train_distributed`; the command-line entry point lives in :mod:`spikeplastic.cli` (this module,
+below the CLI, does not import it: ``python -m spikeplastic.meta.distributed`` only points there).
 
 Scheme (exactly equivalent to one process with the same total batch, up to float rounding):
 
@@ -35,9 +36,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..protocol import EpisodeModel, RLTask, SupervisedTask
 from .config import TrainConfig
 from .devices import resolve_device
-from .protocol import EpisodeModel, RLTask, SupervisedTask
 from .trainer import Trainer, TrainResult, World
 
 __all__ = ["DistributedWorld", "is_torchrun", "train_distributed"]
@@ -100,7 +101,7 @@ def train_distributed(
             dist.destroy_process_group()
 
 
-if __name__ == "__main__":  # python -m spikeplastic.meta.distributed <train options>
-    from ..cli import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))
+if __name__ == "__main__":  # the torchrun entry point is the CLI's (module docstring)
+    print("spikeplastic.meta.distributed is not a command; launch with: "
+          "torchrun --nproc_per_node N -m spikeplastic.cli train <train options>", file=sys.stderr)
+    sys.exit(2)

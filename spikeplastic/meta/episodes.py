@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .protocol import Episode, EpisodeModel, RLTask, SupervisedTask
+from ..protocol import Episode, EpisodeModel, RLTask, SupervisedTask
 
 ENTROPY_KINDS = ("shannon", "simpson")
 

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..protocol import EpisodeModel, RLTask
+from .build import build_task
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
-from .protocol import EpisodeModel, RLTask
 
 __all__ = ["TaskInputs", "load_model", "episode_inputs", "network_inputs"]
 
@@ -55,13 +56,12 @@ def load_model(path_or_checkpoint: str | os.PathLike[str] | Mapping[str, Any]) -
     The caller's global torch RNG is left untouched (building a model draws initial weights).
     """
     from ..models import make_model
-    from ..tasks import make_task
 
     ck = path_or_checkpoint if isinstance(path_or_checkpoint, Mapping) else load_checkpoint(path_or_checkpoint)
     if "config" not in ck or "model_state" not in ck:
         raise ValueError("the checkpoint has no 'config'/'model_state' (expected one written by 'spikeplastic train')")
     cfg = TrainConfig.from_dict(ck["config"])
-    task = make_task(cfg.task, **cfg.task_kwargs)
+    task = build_task(cfg)
     with torch.random.fork_rng(devices=[]):
         model = make_model(cfg.model, task, **cfg.model_kwargs)
     model.load_state_dict(ck["model_state"])

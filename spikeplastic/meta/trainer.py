@@ -43,15 +43,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..protocol import EpisodeModel, RLTask, SupervisedTask, check_lean
+from .build import build_model, build_task
 from .checkpoint import CHECKPOINT_NAME, capture_rng, ir_payload, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig
 from .devices import resolve_device
 from .episodes import EpisodeResult, a2c_episode, supervised_episode
 from .metrics import METRICS_NAME, MetricsLog
-from .protocol import EpisodeModel, RLTask, SupervisedTask, check_lean
 
 __all__ = ["Trainer", "TrainResult", "TrainingError", "World", "train", "build_task", "build_model", "count_parameters",
-           "apply_lean", "holds_run"]
+           "apply_lean", "holds_run", "progress_enabled"]
 
 log = logging.getLogger("spikeplastic.meta")
 
@@ -130,21 +131,6 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def build_task(config: TrainConfig) -> SupervisedTask | RLTask:
-    """``make_task(config.task, **config.task_kwargs)`` (tasks imported lazily)."""
-    from ..tasks import make_task
-
-    return make_task(config.task, **config.task_kwargs)
-
-
-def build_model(config: TrainConfig, task: SupervisedTask | RLTask) -> EpisodeModel:
-    """``make_model(config.model, task, **config.model_kwargs)`` after ``torch.manual_seed(config.seed)``."""
-    from ..models import make_model
-
-    torch.manual_seed(config.seed)
-    return make_model(config.model, task, **config.model_kwargs)
-
-
 def apply_lean(model: EpisodeModel, task: SupervisedTask | RLTask, mode: str) -> None:
     """Set ``model.lean = mode`` (``TrainConfig.lean``), checking ``"on"`` first.
 
@@ -166,7 +152,8 @@ def apply_lean(model: EpisodeModel, task: SupervisedTask | RLTask, mode: str) ->
     model.lean = mode
 
 
-def _progress_enabled(flag: bool) -> bool:
+def progress_enabled(flag: bool) -> bool:
+    """Whether to show a progress bar: ``flag``, stderr a TTY and ``$CI`` unset."""
     return flag and sys.stderr.isatty() and not os.environ.get("CI")
 
 
@@ -176,7 +163,9 @@ class Trainer:
     Args:
         config: the run's :class:`TrainConfig`.
         task, model: objects to use instead of building them from ``config.task``/``config.model``
-            (then the ids are only labels; pass the same objects again to resume).
+            (then the ids are only labels; pass the same objects again to resume). Without them the
+            ids are resolved by :func:`~spikeplastic.meta.build.build_task` and
+            :func:`~spikeplastic.meta.build.build_model` (after ``torch.manual_seed(config.seed)``).
         world: the processes training together (default: this one only).
     """
 
@@ -328,7 +317,7 @@ class Trainer:
         return meta
 
     def checkpoint_payload(self) -> dict[str, Any]:
-        import spikeplastic
+        from .._version import __version__
 
         return {
             "episode": self.episode,
@@ -339,7 +328,7 @@ class Trainer:
             "history": list(self.log.records),
             "n_params": count_parameters(self.model),
             "ir": ir_payload(self.model, self._ir_meta()),
-            "versions": {"spikeplastic": str(spikeplastic.__version__), "torch": str(torch.__version__)},
+            "versions": {"spikeplastic": str(__version__), "torch": str(torch.__version__)},
         }
 
     def save(self) -> Path | None:
@@ -411,7 +400,7 @@ class Trainer:
                               history=self.log.records)
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.episodes, initial=self.episode, disable=not (main and _progress_enabled(cfg.progress)),
+        bar = tqdm(total=cfg.episodes, initial=self.episode, disable=not (main and progress_enabled(cfg.progress)),
                    desc=f"{cfg.model} on {cfg.task}", dynamic_ncols=True, leave=True)
         skipped = steps = 0
         ema_loss = ema_metric = None

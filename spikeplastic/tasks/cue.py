@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..meta.protocol import RLTask
+from ..protocol import RLTask
 from ._common import as_device, check_action, check_batch, check_float, check_generator, check_int, rand, randint
 
 __all__ = ["CueConfig", "CueTask", "CueState", "CUE", "CUE_SMALL", "RESPOND", "REST"]

@@ -36,7 +36,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ..meta.protocol import Episode
+from ..protocol import Episode
 from ._common import check_choice, check_float, check_int
 
 __all__ = ["SpikeEncoder", "RateEncoder", "LatencyEncoder", "DirectCurrent", "Signed"]

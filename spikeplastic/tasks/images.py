@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..meta.protocol import Episode, SupervisedTask
+from ..protocol import Episode, SupervisedTask
 from ._common import (
     as_device,
     check_batch,

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..meta.protocol import Episode, SupervisedTask
+from ..protocol import Episode, SupervisedTask
 from ._common import (
     as_device,
     check_batch,

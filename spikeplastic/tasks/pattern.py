@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..meta.protocol import Episode, SupervisedTask
+from ..protocol import Episode, SupervisedTask
 from ._common import (
     as_device,
     check_batch,

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from spikeplastic.baselines import LSTM, RNN, Backpropamine, OneShotPlastic, PlasticRNN
-from spikeplastic.meta.protocol import EpisodeModel
+from spikeplastic.protocol import EpisodeModel
 
 
 @dataclass(frozen=True)

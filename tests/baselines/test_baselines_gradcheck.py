@@ -8,7 +8,7 @@ import torch
 from torch.func import functional_call
 
 from spikeplastic.baselines import LSTM, RNN, Backpropamine, OneShotPlastic, PlasticRNN
-from spikeplastic.meta.protocol import EpisodeModel
+from spikeplastic.protocol import EpisodeModel
 
 B = 2
 

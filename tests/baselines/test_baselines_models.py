@@ -13,7 +13,7 @@ from spikeplastic.baselines import (
     PlasticRNN,
     count_parameters,
 )
-from spikeplastic.meta.protocol import EpisodeModel
+from spikeplastic.protocol import EpisodeModel
 
 PLASTIC = [c for c in CASES if c.plastic]
 PLASTIC_IDS = [c.name for c in PLASTIC]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from spikeplastic.meta.protocol import Episode, EpisodeModel, RLTask, SupervisedTask
+from spikeplastic.protocol import Episode, EpisodeModel, RLTask, SupervisedTask
 
 #: a small pattern task: 8 bits, 2 patterns, one cycle, T = 2*(6+4)+6 = 26
 TINY_PATTERN = {"n_bits": 8, "n_patterns": 2, "cycles": 1}

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from meta_toys import Bandit
 from spikeplastic.meta import TrainConfig
 from spikeplastic.meta.episodes import a2c_episode
-from spikeplastic.meta.protocol import EpisodeModel
+from spikeplastic.protocol import EpisodeModel
 
 
 class Recorder(EpisodeModel):

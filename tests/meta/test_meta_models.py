@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from spikeplastic import Network
-from spikeplastic.meta.protocol import RLTask
+from spikeplastic.protocol import RLTask
 from spikeplastic.models import MODELS, SpikingModel, count_parameters, make_model
 from spikeplastic.tasks import TASKS, make_task
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from spikeplastic.meta.protocol import RLTask, SupervisedTask
+from spikeplastic.protocol import RLTask, SupervisedTask
 from spikeplastic.tasks import TASKS, make_task
 import spikeplastic.tasks as tasks_pkg
 
@@ -36,6 +36,36 @@ def test_registry_ids_and_errors() -> None:
     for name in tasks_pkg.__all__:
         assert hasattr(tasks_pkg, name), name
 
+
+
+def test_each_task_holds_its_training_defaults() -> None:
+    """The registry is the one place of each task's outer-loop defaults (the values that
+    meta.config.TASK_DEFAULTS spelled out before, unchanged); meta.config, the CLI and compare read them."""
+    from spikeplastic.meta.config import TASK_DEFAULTS, recommended, task_fields
+    from spikeplastic.tasks import TrainDefaults
+
+    expected = {
+        "pattern": {"lr": 3e-4, "batch": 1},
+        "pattern50": {"lr": 3e-4, "batch": 1},
+        "images": {"lr": 1e-4, "batch": 1},
+        "oneshot": {"lr": 3e-5, "batch": 1},
+        "maze": {"lr": 1e-4, "batch": 30},
+        "maze13": {"lr": 1e-4, "batch": 30},
+        "cue": {"lr": 1e-4, "batch": 30, "clip": 2.0, "entropy_kind": "simpson", "entropy_coef": 0.1,
+                "adam_eps": 1e-6},
+        "cue-small": {"lr": 1e-3, "batch": 16, "clip": 2.0, "entropy_kind": "shannon", "entropy_coef": 0.03,
+                      "adam_eps": 1e-6},
+    }
+    assert {k: spec.train.as_dict() for k, spec in TASKS.items()} == expected
+    assert TASK_DEFAULTS == expected
+    assert recommended("cue") == expected["cue"] and recommended("unknown") == {"lr": 3e-4, "batch": 1}
+    assert recommended("unknown") == TrainDefaults().as_dict()
+    assert task_fields("cue-small") == {"clip": 2.0, "entropy_kind": "shannon", "entropy_coef": 0.03, "adam_eps": 1e-6}
+    assert task_fields("maze") == {}
+    assert {k for k, spec in TASKS.items() if spec.data_field} == {"oneshot", "images"}
+    for k, spec in TASKS.items():  # the --data field is a field of the task's config
+        if spec.data_field is not None:
+            assert hasattr(spec.config, spec.data_field), k
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_generic_task_contract(name: str, gen) -> None:
