@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
               "spikeplastic.ir")),
     ("functional", ("spikeplastic.functional",)),
     ("components", ("spikeplastic.surrogate", "spikeplastic.neurons", "spikeplastic.rules", "spikeplastic.modulation",
+                    "spikeplastic.loihi_format",
                     "spikeplastic.plastic")),
     # networks and what works on whole networks (quant projects a Network's constants; lean: the
     # memory-lean whole-episode ops, a module or a package spikeplastic.lean.*)
