@@ -3,7 +3,7 @@
 Model: ``PlasticRNN(1000, bias_unit=True)`` (N = 1001 units, plain Hebb with learned eta,
 per-synapse alpha), task ``PATTERN`` (T = 106), Adam lr 3e-4, one episode per step -- the
 settings of docs/TASKS.md. The naive formulation is the model's own ``forward`` with
-``lean="off"`` (plain per-step autograd); the lean one is ``spikeplastic.lean.LeanPlasticRNN`` around an identically initialised
+``lean="off"`` (plain per-step autograd); the lean one is ``spikeplastic.baselines.lean_rnn.LeanPlasticRNN`` around an identically initialised
 copy. Both train on the same episodes (same seed). Reported:
 
     s_per_episode        forward + backward + Adam step, best of the timed episodes (wall clock)
@@ -30,14 +30,14 @@ from _mem import last_json, reset_peak_rss, serve_worker, spawn_worker, status_b
 
 
 def _setup(kind: str, backend: str, seed: int = 0):
-    from spikeplastic import lean
+    from spikeplastic.baselines import lean_rnn
     from spikeplastic.baselines import PlasticRNN
     from spikeplastic.tasks.pattern import PATTERN, PatternTask
 
     torch.manual_seed(seed)
     model = PlasticRNN(PATTERN.n_bits, bias_unit=True)  # N = 1001 with the bias unit
     model.lean = "off"  # the naive formulation: the per-step loop (the default "auto" would dispatch to lean)
-    run = model if kind == "naive" else lean.LeanPlasticRNN(copy.deepcopy(model), backend=backend)
+    run = model if kind == "naive" else lean_rnn.LeanPlasticRNN(copy.deepcopy(model), backend=backend)
     opt = torch.optim.Adam(run.parameters(), lr=3e-4)
     return PatternTask(PATTERN), run, opt
 

@@ -80,7 +80,7 @@ class PlasticRNN(EpisodeModel):
         input_map: ``"auto"``, ``"identity"`` or ``"linear"``.
         readout: ``"identity"`` (first ``n_out`` units) or ``"linear"``.
         lean: ``"auto"`` | ``"on"`` | ``"off"``: whether a whole-sequence ``forward`` runs
-            :func:`spikeplastic.lean.plastic_rnn_forward` (same outputs, final state and
+            :func:`spikeplastic.baselines.lean_rnn.plastic_rnn_forward` (same outputs, final state and
             gradients; ``H`` is not stored per step) instead of the step loop; ``"auto"`` does
             when gradients are enabled and ``rule="hebb"`` (Oja has no lean op); see
             :class:`~spikeplastic.meta.protocol.EpisodeModel`.
@@ -189,13 +189,13 @@ class PlasticRNN(EpisodeModel):
         return None
 
     def lean_forward(self, inputs: Tensor, state: PlasticRNNState | None = None) -> tuple[Tensor, PlasticRNNState]:
-        """``forward`` through :func:`spikeplastic.lean.plastic_rnn_forward` (``rule="hebb"`` only)."""
-        from spikeplastic import lean
+        """``forward`` through :func:`~spikeplastic.baselines.lean_rnn.plastic_rnn_forward` (``rule="hebb"`` only)."""
+        from . import lean_rnn
 
         reason = self.lean_unsupported()
         if reason is not None:
             raise ValueError(f"lean path: {reason}")
-        return lean.plastic_rnn_forward(self, inputs, state)
+        return lean_rnn.plastic_rnn_forward(self, inputs, state)
 
     def step(self, x: Tensor, state: PlasticRNNState) -> tuple[Tensor, PlasticRNNState]:
         check_step_input(x, self.n_in, state)

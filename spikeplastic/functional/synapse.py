@@ -11,7 +11,7 @@ import torch
 
 from .plasticity import eligibility_step
 
-__all__ = ["plastic_current", "synaptic_update", "modulation_signal"]
+__all__ = ["plastic_current", "plastic_part", "synaptic_update", "modulation_signal"]
 
 
 def plastic_current(w: Tensor, H: Tensor | None, alpha: Tensor | None, s_pre: Tensor, alpha_mode: str) -> Tensor:
@@ -28,6 +28,16 @@ def plastic_current(w: Tensor, H: Tensor | None, alpha: Tensor | None, s_pre: Te
         p = torch.einsum("boi,bi->bo", H, s_pre)
         return a + (p if alpha is None else alpha * p)
     return a + torch.einsum("boi,bi->bo", alpha * H, s_pre)
+
+
+def plastic_part(H: Tensor, alpha: Tensor | None, s_pre: Tensor, alpha_mode: str) -> Tensor:
+    """The plastic term of :func:`plastic_current`, ``(alpha * H) @ s_pre`` per batch element, in the
+    same ops (``"shared"``: ``alpha * (H @ s_pre)``; ``alpha=None``: ``H @ s_pre``), so that
+    ``plastic_current(w, H, ...) == s_pre @ w.T + plastic_part(H, ...)`` bit for bit."""
+    if alpha is None or alpha_mode == "shared":
+        p = torch.einsum("boi,bi->bo", H, s_pre)
+        return p if alpha is None else alpha * p
+    return torch.einsum("boi,bi->bo", alpha * H, s_pre)
 
 
 def synaptic_update(

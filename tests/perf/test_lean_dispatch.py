@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from spikeplastic import lean
+from spikeplastic.baselines import lean_rnn
 from spikeplastic.cli import main
 from spikeplastic.meta import TrainConfig
 from spikeplastic.meta.trainer import Trainer, apply_lean, config_from_checkpoint, train
@@ -27,14 +28,15 @@ SMALL_PATTERN = {"n_bits": 16, "n_patterns": 3, "cycles": 2, "present_steps": 3,
 def spy(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Count the calls of the two lean ops the models dispatch to."""
     calls = {"network_forward": 0, "plastic_rnn_forward": 0}
+    owner = {"network_forward": lean, "plastic_rnn_forward": lean_rnn}
     for name in calls:
-        real = getattr(lean, name)
+        real = getattr(owner[name], name)
 
         def wrapped(*a: Any, _real: Any = real, _name: str = name, **k: Any) -> Any:
             calls[_name] += 1
             return _real(*a, **k)
 
-        monkeypatch.setattr(lean, name, wrapped)
+        monkeypatch.setattr(owner[name], name, wrapped)
     return calls
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from spikeplastic import lean
+from spikeplastic.lean import layer_chunk
 from spikeplastic.functional.plasticity import STDPTraces, stdp_traces_step, stdp_update
 
 DT = torch.float64
@@ -93,8 +94,8 @@ def test_currents_stored_or_rebuilt_by_default(monkeypatch, T: int, rebuilt: boo
     from spikeplastic import STDP, Network, PlasticLinear
 
     calls = []
-    orig = lean._stdp_unstep_cur_eager
-    monkeypatch.setattr(lean, "_stdp_unstep_cur_eager", lambda *a: calls.append(1) or orig(*a))
+    orig = layer_chunk._stdp_unstep_cur_eager
+    monkeypatch.setattr(layer_chunk, "_stdp_unstep_cur_eager", lambda *a: calls.append(1) or orig(*a))
     torch.manual_seed(0)
     net = Network.feedforward([12, 6], rule=lambda: STDP(), linear={"weight_scale": 4.0})
     x = torch.bernoulli(torch.full((T, 2, 12), 0.3))

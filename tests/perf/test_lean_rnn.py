@@ -1,6 +1,6 @@
 """The lean Hebbian rate path against plain autograd through the core ``PlasticRNN`` (float64).
 
-``lean.plastic_rnn_forward(model, x, state)`` and ``model(x, state)`` must give the same outputs and
+``lean_rnn.plastic_rnn_forward(model, x, state)`` and ``model(x, state)`` must give the same outputs and
 final state and the same gradients w.r.t. ``w``, ``alpha``, ``eta``, the input/readout maps, the
 inputs and the initial state, with reverse reconstruction, exact copies and chunked recomputation.
 """
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from spikeplastic import lean
-from spikeplastic.baselines import PlasticRNN
+from spikeplastic.baselines import PlasticRNN, lean_rnn
 from spikeplastic.baselines.rate_plastic import PlasticRNNState
 
 DT = torch.float64
@@ -50,7 +50,7 @@ def compare(model: PlasticRNN, *, exact: bool, **kw: Any) -> None:
         return out, fin, torch.autograd.grad(loss, params + [xr, s0.y, s0.hebb])
 
     o0, f0, g0 = run(lambda xr, s0: model(xr, s0))
-    o1, f1, g1 = run(lambda xr, s0: lean.plastic_rnn_forward(model, xr, s0, **kw))
+    o1, f1, g1 = run(lambda xr, s0: lean_rnn.plastic_rnn_forward(model, xr, s0, **kw))
     cmp = torch.equal if exact else (lambda a, b: torch.allclose(a, b, rtol=1e-12, atol=1e-13))
     assert cmp(o0, o1) and cmp(f0.y, f1.y) and cmp(f0.hebb, f1.hebb)
     for name, a, b in zip(names, g0, g1):
@@ -92,7 +92,7 @@ def test_backward_modes(eta: float, kw: dict[str, Any]) -> None:
 def test_wrapper_and_pattern_sized_float32() -> None:
     torch.manual_seed(0)
     model = PlasticRNN(40, bias_unit=True, lean="off")
-    lm = lean.LeanPlasticRNN(model, backend="inplace")
+    lm = lean_rnn.LeanPlasticRNN(model, backend="inplace")
     assert lm.n_in == 40 and {id(p) for p in lm.parameters()} == {id(p) for p in model.parameters()}
     x = 20.0 * torch.sign(torch.randn(30, 2, 40))
     out0, _ = model(x)
@@ -116,9 +116,9 @@ def test_hebb_rnn_gradcheck() -> None:
 
 def test_unsupported_rule_raises() -> None:
     with pytest.raises(ValueError, match="oja"):
-        lean.LeanPlasticRNN(PlasticRNN(4, rule="oja"))
+        lean_rnn.LeanPlasticRNN(PlasticRNN(4, rule="oja"))
     with pytest.raises(TypeError, match="PlasticRNN"):
-        lean.plastic_rnn_forward(torch.nn.Linear(2, 2), torch.zeros(2, 1, 2))
+        lean_rnn.plastic_rnn_forward(torch.nn.Linear(2, 2), torch.zeros(2, 1, 2))
 
 
 @pytest.mark.slow
@@ -132,10 +132,10 @@ def test_compile_backend_matches() -> None:
 def test_cuda_matches_cpu(backend: str) -> None:
     model = make(bias_unit=True)
     x, st = episode(model)
-    o0, _ = lean.plastic_rnn_forward(model, x, st, backend="reference")
+    o0, _ = lean_rnn.plastic_rnn_forward(model, x, st, backend="reference")
     g0 = torch.autograd.grad(o0.pow(2).sum(), [model.alpha])[0]
     model = model.cuda()
-    o1, _ = lean.plastic_rnn_forward(model, x.cuda(), PlasticRNNState(st.y.cuda(), st.hebb.cuda()), backend=backend)
+    o1, _ = lean_rnn.plastic_rnn_forward(model, x.cuda(), PlasticRNNState(st.y.cuda(), st.hebb.cuda()), backend=backend)
     g1 = torch.autograd.grad(o1.pow(2).sum(), [model.alpha])[0]
     torch.testing.assert_close(o1.cpu(), o0, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(g1.cpu(), g0, rtol=1e-9, atol=1e-12)
