@@ -29,12 +29,14 @@ from spikeplastic.meta.trainer import Trainer, config_from_checkpoint
 HELD_OUT_SEED = 10**6
 
 
-def held_out(ckpt: Path, n: int, seed: int) -> float:
-    """Mean metric of the run's final network on ``n`` episodes from an unused generator."""
+def held_out(ckpt: Path, n: int, seed: int, *, untrained: bool = False) -> float:
+    """Mean metric of the run's final network on ``n`` episodes from an unused generator
+    (``untrained``: of the same run's initial network, as the trainer builds it from the seed)."""
     ck = load_checkpoint(ckpt)
     cfg = config_from_checkpoint(ck)
     tr = Trainer(cfg)
-    tr.model.load_state_dict(ck["model_state"])
+    if not untrained:
+        tr.model.load_state_dict(ck["model_state"])
     tr.model.eval()
     gen = torch.Generator().manual_seed(HELD_OUT_SEED + seed)
     agen = torch.Generator().manual_seed(HELD_OUT_SEED + seed + 1)
@@ -94,12 +96,15 @@ def main() -> None:
                               lr=args.lr, batch=args.batch, out=str(out), jobs=args.jobs, task_kwargs=task_kw,
                               model_kwargs={args.model: {"init": init}}, progress=not args.no_progress,
                               resume=args.resume, overwrite=args.overwrite))
-        per_seed = [held_out(out / "runs" / args.model / f"seed{s}" / "checkpoint.pt", n_eval, s) for s in range(seeds)]
+        ckpts = [out / "runs" / args.model / f"seed{s}" / "checkpoint.pt" for s in range(seeds)]
+        per_seed = [held_out(c, n_eval, s) for s, c in enumerate(ckpts)]
+        untrained = [held_out(c, n_eval, s, untrained=True) for s, c in enumerate(ckpts)]
         ci = 1.96 * stdev(per_seed) / math.sqrt(len(per_seed)) if len(per_seed) > 1 else float("nan")
         summary["inits"][init] = {"held_out_per_seed": per_seed, "mean": mean(per_seed), "ci95": ci,
-                                  "median": median(per_seed)}
+                                  "median": median(per_seed), "untrained_per_seed": untrained,
+                                  "untrained_mean": mean(untrained)}
         print(f"{args.model} on {args.task}, init={init}: held-out metric {mean(per_seed):.4f} +- {ci:.4f} "
-              f"(per seed {', '.join(f'{v:.4f}' for v in per_seed)})", flush=True)
+              f"(per seed {', '.join(f'{v:.4f}' for v in per_seed)}); untrained {mean(untrained):.4f}", flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "held_out.json").write_text(json.dumps(summary, indent=1))
 

@@ -52,7 +52,7 @@ BACKENDS = ("cpu", "loihi2")
 
 def as_ir(net_or_ir: Any) -> _ir.NetworkIR:
     """A :class:`~spikeplastic.ir.NetworkIR` from an IR, a :class:`~spikeplastic.Network`, an IR file or a
-    training checkpoint (file or run folder; see :func:`~spikeplastic.export.cli_commands.load_source`)."""
+    training checkpoint (file or run folder; see :func:`~spikeplastic.export.sources.load_source`)."""
     if isinstance(net_or_ir, _ir.NetworkIR):
         return net_or_ir
     to_ir = getattr(type(net_or_ir), "to_ir", None)
@@ -64,7 +64,7 @@ def as_ir(net_or_ir: Any) -> _ir.NetworkIR:
     import os
 
     if isinstance(net_or_ir, (str, os.PathLike)):  # an IR file, a training checkpoint or an export/run folder
-        from .cli_commands import load_network_ir
+        from .sources import load_network_ir
 
         return load_network_ir(net_or_ir)
     raise TypeError(

@@ -376,7 +376,7 @@ def verify(
     from spikeplastic.simulate import simulate
 
     from ._export import to_lava
-    from .cli_commands import NetworkSource, load_source
+    from .sources import NetworkSource, load_source
 
     if isinstance(net_or_ir, (NetworkSource, str, os.PathLike)):
         source = net_or_ir if isinstance(net_or_ir, NetworkSource) else load_source(net_or_ir)

@@ -14,7 +14,7 @@ from .plasticity import (
     stdp_window,
     trace_step,
 )
-from .synapse import modulation_signal, plastic_current, synaptic_update
+from .synapse import modulation_signal, plastic_current, plastic_part, synaptic_update
 
 __all__ = [
     "LIFState",
@@ -32,6 +32,7 @@ __all__ = [
     "hebb_increment",
     "oja_increment",
     "plastic_current",
+    "plastic_part",
     "synaptic_update",
     "modulation_signal",
 ]

@@ -22,12 +22,7 @@ def plastic_current(w: Tensor, H: Tensor | None, alpha: Tensor | None, s_pre: Te
     ``H = None``: a static projection, ``a = w @ s_pre``.
     """
     a = s_pre @ w.T
-    if H is None:
-        return a
-    if alpha is None or alpha_mode == "shared":
-        p = torch.einsum("boi,bi->bo", H, s_pre)
-        return a + (p if alpha is None else alpha * p)
-    return a + torch.einsum("boi,bi->bo", alpha * H, s_pre)
+    return a if H is None else a + plastic_part(H, alpha, s_pre, alpha_mode)
 
 
 def plastic_part(H: Tensor, alpha: Tensor | None, s_pre: Tensor, alpha_mode: str) -> Tensor:

@@ -76,16 +76,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: Edges that other branches of the issue-11 refactor remove; skipped by every rule. Each is
 #: ``(source prefix, target module)``; the source prefix matches like a layer prefix.
 PENDING_EDGES: tuple[tuple[str, str, str], ...] = (
-    # The PlasticRNN adapter of spikeplastic/lean.py (lazy `from .baselines.rate_plastic import ...` and
-    # `from .baselines._common import ...` in its functions) moves into spikeplastic/baselines/ in the
-    # branch that turns lean.py into the package spikeplastic/lean/: remove these two at that merge.
-    ("spikeplastic.lean", "spikeplastic.baselines.rate_plastic", "lean -> baselines (PlasticRNN adapter)"),
-    ("spikeplastic.lean", "spikeplastic.baselines._common", "lean -> baselines (PlasticRNN adapter)"),
-    # Cycles inside the exporter, owned by the export rework (export/_plan.py etc.): as_ir and verify
-    # load checkpoints/IR files through cli_commands, which imports both modules back.
-    ("spikeplastic.export._plan", "spikeplastic.export.cli_commands", "export: _plan.as_ir -> cli_commands"),
-    ("spikeplastic.export.verification", "spikeplastic.export.cli_commands",
-     "export: verification.verify -> cli_commands"),
 )
 
 Edge = tuple[str, str, str, int]  # (source module, target module, file, line)
