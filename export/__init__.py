@@ -78,7 +78,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "to_lava": "._export",
+    "to_lava": ".exporter",
     "BackendUnavailableError": ".errors",
     "verify": ".verification",
     "VerifyReport": ".verification",

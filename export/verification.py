@@ -375,7 +375,7 @@ def verify(
     """
     from spikeplastic.simulate import simulate
 
-    from ._export import to_lava
+    from .exporter import to_lava
     from .sources import NetworkSource, load_source
 
     if isinstance(net_or_ir, (NetworkSource, str, os.PathLike)):
