@@ -71,6 +71,15 @@ def _kv(text: str) -> tuple[str, object]:
     return key, raw
 
 
+def grad_summary(run: Path) -> dict[str, float | int]:
+    """Gradient norms (before clipping) over a run's logged outer steps, from its ``metrics.jsonl``."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    g = [float(r["grad_norm"]) for r in rows if r.get("phase", "train") == "train" and "grad_norm" in r]
+    return {"steps": len(g), "median": median(g), "max": max(g), "above_1e3": sum(x > 1e3 for x in g),
+            "above_1e4": sum(x > 1e4 for x in g), "above_1e6": sum(x > 1e6 for x in g),
+            "skipped": sum(bool(r.get("skipped")) for r in rows)}
+
+
 def main() -> None:
     ap = parser(__doc__, episodes=3000, quick_episodes=5, out="runs/snn_init")
     ap.add_argument("--task", default="pattern50")
@@ -102,7 +111,8 @@ def main() -> None:
         ci = 1.96 * stdev(per_seed) / math.sqrt(len(per_seed)) if len(per_seed) > 1 else float("nan")
         summary["inits"][init] = {"held_out_per_seed": per_seed, "mean": mean(per_seed), "ci95": ci,
                                   "median": median(per_seed), "untrained_per_seed": untrained,
-                                  "untrained_mean": mean(untrained)}
+                                  "untrained_mean": mean(untrained),
+                                  "grad_norm_per_seed": [grad_summary(c.parent) for c in ckpts]}
         print(f"{args.model} on {args.task}, init={init}: held-out metric {mean(per_seed):.4f} +- {ci:.4f} "
               f"(per seed {', '.join(f'{v:.4f}' for v in per_seed)}); untrained {mean(untrained):.4f}", flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
