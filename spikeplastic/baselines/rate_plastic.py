@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from spikeplastic.functional.plasticity import hebb_step, oja_step
-from spikeplastic.lean import BACKENDS, hebb_rnn
-from spikeplastic.lean.plan import _check_reconstruct
+from spikeplastic.lean import hebb_rnn
+from spikeplastic.lean.plan import check_options
 from spikeplastic.protocol import EpisodeModel
 
 from ._common import (
@@ -266,9 +266,7 @@ class LeanPlasticRNN(nn.Module):
                  reconstruct: str = "auto") -> None:
         super().__init__()
         check_plastic_rnn(model)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-        _check_reconstruct(reconstruct)
+        check_options(backend, reconstruct)
         self.model = model
         self.backend = backend
         self.checkpoint_every = checkpoint_every

@@ -7,10 +7,9 @@ from typing import Any, NamedTuple
 
 from torch import Tensor, nn
 
-from .backend import BACKENDS
 from .layer import plastic_lif_layer
 from .params import LayerState, LeanLIF, LeanProjection, STDPParams
-from .plan import _check_reconstruct
+from .plan import check_options
 
 _LEAN_RECORD = ("spikes", "voltages", "currents")
 
@@ -198,9 +197,7 @@ class LeanNetwork(nn.Module):
                  reconstruct: str = "auto", store_currents: bool | None = None) -> None:
         super().__init__()
         check_network(net)
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
-        _check_reconstruct(reconstruct)
+        check_options(backend, reconstruct)
         self.net = net
         self.backend = backend
         self.checkpoint_every = checkpoint_every

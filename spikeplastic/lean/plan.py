@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from .backend import MAX_AMPLIFICATION
+from .backend import BACKENDS, MAX_AMPLIFICATION
 
 
 def _reverse_interval(T: int, gamma: float | None) -> int | None:
@@ -49,6 +49,14 @@ def _chunk(T: int, checkpoint_every: int | None, recompute: bool) -> int:
 def _check_reconstruct(reconstruct: str) -> None:
     if reconstruct not in ("auto", "never"):
         raise ValueError(f"reconstruct must be 'auto' or 'never', got {reconstruct!r}")
+
+
+def check_options(backend: str, reconstruct: str) -> None:
+    """``ValueError`` unless ``backend`` is one of :data:`~.backend.BACKENDS` and ``reconstruct``
+    is ``"auto"`` or ``"never"`` (the options every lean wrapper module takes)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+    _check_reconstruct(reconstruct)
 
 
 def _pre_chunk(x: Tensor, xp0: Tensor, k0: int, k1: int) -> Tensor:
