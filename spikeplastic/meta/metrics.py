@@ -25,7 +25,9 @@ class MetricsLog:
 
     Record keys: ``phase`` (``"train"`` or ``"eval"``), ``episode`` (outer steps completed),
     ``loss``, ``metric``, ``seconds`` (wall time of that step), ``skipped`` (the optimiser step
-    was skipped because the loss or a gradient was NaN/inf).
+    was skipped because the loss or a gradient was NaN/inf), ``grad_norm`` (before clipping); on steps
+    whose ``grad_norm`` exceeds ``trainer.GRAD_TOP_ABOVE``, ``grad_top``: ``[parameter name, its share
+    of the squared norm]``.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None, *, history: Iterable[Mapping[str, Any]] = ()) -> None:

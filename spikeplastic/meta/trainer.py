@@ -57,6 +57,9 @@ __all__ = ["Trainer", "TrainResult", "TrainingError", "World", "train", "build_t
 log = logging.getLogger("spikeplastic.meta")
 
 ACTION_SEED_OFFSET = 1_000_003
+#: an outer step whose gradient norm (before clipping) exceeds this also logs ``grad_top``: the
+#: parameter with the largest gradient and its share of the squared norm (where spikes come from)
+GRAD_TOP_ABOVE = 1e3
 EVAL_SEED_OFFSET = 2_000_003
 #: Fields that must be equal between a checkpoint and the config that resumes it.
 RESUME_FIELDS = ("task", "model", "batch", "lr", "weight_decay", "clip", "seed", "value_coef", "entropy_coef",
@@ -195,7 +198,9 @@ class Trainer:
             raise TypeError(f"model must be an EpisodeModel, got {type(self.model).__name__}")
         apply_lean(self.model, self.task, config.lean)
         self.model.to(self.device)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        self.params = [p for _, p in named]
+        self.param_names = [n for n, _ in named]
         if not self.params:
             raise ValueError(f"model {config.model!r} has no trainable parameters")
         for p in self.params:  # identical start on every process
@@ -273,16 +278,28 @@ class Trainer:
                         self.episode + 1, "loss" if bad > 0 else "gradient")
         else:
             self.optimizer.step()
+        top = None
+        if math.isfinite(float(norm)) and float(norm) > GRAD_TOP_ABOVE:
+            top = self._grad_top()  # before zero_grad; shares are unchanged by the clip's scaling
         self.optimizer.zero_grad(set_to_none=True)
         self.episode += 1
         rec: dict[str, Any] = {
             "phase": "train", "episode": self.episode, "loss": loss_v, "metric": metric_v,
             "seconds": time.perf_counter() - t0, "skipped": skipped, "grad_norm": float(norm),
         }
+        if top is not None:
+            rec["grad_top"] = top
         bad = self._nonfinite()  # also after a skipped step: a model may have written into a parameter
         if bad is not None:
             rec["nonfinite_parameter"] = bad
         return rec
+
+    def _grad_top(self) -> list[Any]:
+        """``[name, share]``: the parameter holding the largest part of the squared gradient norm."""
+        sq = [float(p.grad.detach().double().pow(2).sum()) if p.grad is not None else 0.0 for p in self.params]
+        total = sum(sq)
+        i = max(range(len(sq)), key=sq.__getitem__)
+        return [self.param_names[i], sq[i] / total if total > 0 else 0.0]
 
     @torch.no_grad()
     def evaluate(self, batch: int | None = None) -> dict[str, Any]:
