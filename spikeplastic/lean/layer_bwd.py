@@ -63,7 +63,7 @@ def layer_backward(ctx: Any, gS, gV, gU, guT, gvT, gp: tuple) -> tuple:
         p.buf = torch.empty_like(HT) if (p.spec.mode == "per_synapse" and (be != "compile" or p.recompute)) else None
         # without stored currents, each chunk is first swept to rebuild them: keep H at its end
         p.spare = torch.empty_like(HT) if (C is None and not p.recompute) else None
-        p.k = p.args()
+        p.k = p.args(be)
         # reverse mode: H[k+1] -> H[k] runs as its own (compiled) call before each step, so the
         # step's graph reads H in place and allocates no B*N^2 temporary
         p.f = StdpBwdFlags(False, p.want_gamma, p.want_alpha, p.spec.rule_grad)

@@ -41,7 +41,7 @@ def layer_forward(ctx: Any, spec: _LayerSpec, x, xp0, u0, v0, s0, du, dv, vth, b
         p.ckpt = {}
     fp = ff if ff.spec.plastic else None
     rp = rec if (rec is not None and rec.spec.plastic) else None
-    f_k, r_k = fp and fp.args(), rp and rp.args()
+    f_k, r_k = fp and fp.args(be), rp and rp.args(be)
     w_ff, w_rec = ff.w.detach(), None if rec is None else rec.w.detach()
     flags = LayerFlags(spec.reset, spec.detach_reset, spec.rec_first)
     step = _StepRunner(_layer_fwd_step, be)
