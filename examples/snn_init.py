@@ -21,6 +21,7 @@ from statistics import mean, median, stdev
 import torch
 from _common import episodes, parser
 
+from spikeplastic.cli import parse_overrides
 from spikeplastic.meta.checkpoint import load_checkpoint
 from spikeplastic.meta.compare import CompareConfig, compare
 from spikeplastic.protocol import RLTask
@@ -58,19 +59,6 @@ def held_out(ckpt: Path, n: int, seed: int, *, untrained: bool = False) -> float
     return sum(m * b for m, b in vals) / n
 
 
-def _kv(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE parsed as int, then float, else kept as a string."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise SystemExit(f"--task-kw expects KEY=VALUE, got {text!r}")
-    for cast in (int, float):
-        try:
-            return key, cast(raw)
-        except ValueError:
-            pass
-    return key, raw
-
-
 def grad_summary(run: Path) -> dict[str, float | int]:
     """Gradient norms (before clipping) over a run's logged outer steps, from its ``metrics.jsonl``."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -92,9 +80,9 @@ def main() -> None:
     ap.add_argument("--eval-episodes", type=int, default=512)
     ap.add_argument("--resume", action="store_true", help="continue each comparison from its checkpoints")
     ap.add_argument("--task-kw", action="append", default=[], metavar="KEY=VALUE",
-                    help="task config override, e.g. patch_size=16 (repeatable; int/float/str values)")
+                    help="task config override, e.g. patch_size=16 (repeatable; values read as by the CLI)")
     args = ap.parse_args()
-    task_kw = dict(_kv(x) for x in args.task_kw)
+    task_kw = parse_overrides(args.task_kw, "--task-kw")
     n_eval = 16 if args.quick else args.eval_episodes
     seeds = 1 if args.quick else args.seeds
     summary = {"task": args.task, "model": args.model, "episodes": episodes(args), "batch": args.batch,

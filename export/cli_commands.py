@@ -14,7 +14,7 @@ import numpy as np
 
 from spikeplastic import ir as _ir
 
-from .sources import CHECKPOINT_NAME, IR_NAME, MANIFEST_NAME, NetworkSource, load_network_ir, load_source
+from .sources import IR_NAME, MANIFEST_NAME, NetworkSource, load_network_ir, load_source
 
 __all__ = ["NetworkSource", "load_source", "load_network_ir", "export_command", "verify_command", "LOADER_NAME",
            "IR_NAME", "INPUTS_NAME", "MANIFEST_NAME"]

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "parse_overrides"]
 
 
 class UsageError(Exception):
@@ -120,10 +120,17 @@ def _kv(items: Sequence[str] | None, option: str, *, per_model: bool = False) ->
     return common, specific
 
 
+def parse_overrides(items: Sequence[str] | None, option: str = "--task-kw") -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` -> ``{KEY: value}``, each value read as a Python literal (else kept as
+    a string), as the CLI reads ``--task-kw`` / ``--model-kw``. Raises :class:`UsageError` naming
+    ``option`` for an item that is not ``KEY=VALUE``."""
+    return _kv(items, option)[0]
+
+
 def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks import TASKS
 
-    kw, _ = _kv(args.task_kw, "--task-kw")
+    kw = parse_overrides(args.task_kw, "--task-kw")
     if getattr(args, "data", None) is not None:
         spec = TASKS.get(args.task)
         key = None if spec is None else spec.data_field

@@ -10,7 +10,6 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
-import torch
 from torch import Tensor, nn
 
 from . import ir

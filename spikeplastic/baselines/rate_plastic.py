@@ -242,7 +242,7 @@ def plastic_rnn_forward(
     if not isinstance(inputs, Tensor) or inputs.dim() != 3:
         raise ValueError(f"inputs must be a tensor [T, B, n_in], got {getattr(inputs, 'shape', type(inputs).__name__)}")
     check_step_input(inputs[0], model.n_in)
-    T, B = inputs.shape[0], inputs.shape[1]
+    B = inputs.shape[1]
     if state is None:
         state = model.initial_state(B)
     exact = backend == "reference"

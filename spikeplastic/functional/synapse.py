@@ -6,8 +6,8 @@ lean kernels (:mod:`spikeplastic.lean`) re-express them in place and are tested 
 """
 from __future__ import annotations
 
-from torch import Tensor
 import torch
+from torch import Tensor
 
 from .plasticity import eligibility_step
 

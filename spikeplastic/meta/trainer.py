@@ -271,21 +271,21 @@ class Trainer:
         loss_v, metric_v, bad = stats
         if bad > 0:
             loss_v = float("nan")
-        norm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip if cfg.clip is not None else math.inf)
-        skipped = bad > 0 or not bool(torch.isfinite(norm))
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.clip if cfg.clip is not None else math.inf))
+        skipped = bad > 0 or not math.isfinite(norm)
         if skipped:
             log.warning("episode %d: non-finite %s; optimiser step skipped",
                         self.episode + 1, "loss" if bad > 0 else "gradient")
         else:
             self.optimizer.step()
         top = None
-        if math.isfinite(float(norm)) and float(norm) > GRAD_TOP_ABOVE:
+        if math.isfinite(norm) and norm > GRAD_TOP_ABOVE:
             top = self._grad_top()  # before zero_grad; shares are unchanged by the clip's scaling
         self.optimizer.zero_grad(set_to_none=True)
         self.episode += 1
         rec: dict[str, Any] = {
             "phase": "train", "episode": self.episode, "loss": loss_v, "metric": metric_v,
-            "seconds": time.perf_counter() - t0, "skipped": skipped, "grad_norm": float(norm),
+            "seconds": time.perf_counter() - t0, "skipped": skipped, "grad_norm": norm,
         }
         if top is not None:
             rec["grad_top"] = top
