@@ -32,14 +32,14 @@ Sizes per task family (from docs/TASKS.md where given):
   (init -1), STDP ``A+=0.1, A-=0.01, tau=1.5``, ``alpha_init = 15/n`` (so a +1 bit spikes, a -1
   bit stays silent, and the stored co-activity drives the degraded bits; tuned by hand on
   ``pattern50``); with ``init="generic"`` the values of every other task (below), inputs
-  normalised to +-2 and ``alpha_init = 1/(A+ n)``;
+  normalised to +-2, ``alpha_init = 1/(A+ n)`` and the surrogate dampened x0.3;
   ``backpropamine*`` = ``n`` hidden units; ``rnn`` = ``n + 1`` units (2051 on ``pattern50``, the
   paper's comparison), ``lstm`` = ``n`` (2000 on ``pattern50``).
 - *RL* tasks (``maze``, ``maze13``, ``cue``): 200 recurrent units for every model (the papers'
   size; 32 on the reduced ``cue-small``, :data:`RL_HIDDEN`), linear input map and a linear
   readout of ``n_act`` policy logits + 1 value; ``snn-*``: 2 spiking steps per task step, LIF
   ``du=1, dv=0.2, vth=1``, STDP ``A+=0.02, A-=0.01, tau=10``, decay 0.01, ``alpha_init`` 0.05
-  (``init="generic"``: ``1/(A+ n)``).
+  (``init="generic"``: ``1/(A+ n)`` and the surrogate dampened x0.3, ``surrogate_scale``).
 - ``snn-*`` models backpropagate with ``rule_input_grad=False`` (docs/STABILITY.md): the STDP
   update's spike inputs are constants in the backward pass, which keeps BPTT finite on long
   episodes; ``rule_input_grad=True`` gives the exact surrogate gradient.
@@ -52,6 +52,7 @@ Unknown ids raise ``ValueError`` listing the valid ones.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ from .network import Network, NetworkState
 from .neurons import LIF
 from .plastic import PlasticLinear
 from .rules import STDP
+from .surrogate import surrogate as make_surrogate
 
 __all__ = ["SpikingModel", "SpikingState", "ModelSpec", "MODELS", "RL_HIDDEN", "make_model", "model_ids", "count_parameters"]
 
@@ -128,6 +130,11 @@ class SpikingModel(EpisodeModel):
             spike -> STDP -> ``H`` -> current -> spike loop explodes on long episodes (gradient
             norms 1e16 on ``cue``, ``inf`` on ``maze``; ``docs/STABILITY.md``); off, the norms stay
             O(1-10) and the gradient keeps cosine 0.94-0.996 with the exact one where that is finite.
+        surrogate_scale: the hidden LIF's surrogate dampening factor (``scale`` of
+            :mod:`spikeplastic.surrogate`; 0.3 in LSNNs, Bellec et al. 2018). Default 1 (snnTorch's
+            surrogate); ``init="generic"`` uses 0.3: the backward pass through the recurrent current
+            ``s -> (w + alpha*H) @ s -> v -> s`` has a per-step gain above 1 once ``w`` has grown,
+            and it compounds over long episodes (``docs/STABILITY.md``).
         lean: ``"auto"`` | ``"on"`` | ``"off"``: whether a whole-sequence ``forward`` runs the
             network through :func:`spikeplastic.lean.network_forward` (same outputs, state and
             gradients, memory ``O(B*N^2)`` instead of ``O(T*B*N^2)``) instead of the step loop;
@@ -163,6 +170,7 @@ class SpikingModel(EpisodeModel):
         lava: str = "float",
         lean: str = "auto",
         rule_input_grad: bool = False,
+        surrogate_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.lean = lean
@@ -209,6 +217,10 @@ class SpikingModel(EpisodeModel):
             rule_input_grad=rule_input_grad,
         )
         lif_kw = dict({"du": 1.0, "dv": 0.2, "vth": 1.0}, **(lif or {}))
+        check_positive("surrogate_scale", surrogate_scale)
+        if surrogate_scale != 1.0:
+            lif_kw["surrogate"] = dataclasses.replace(make_surrogate(lif_kw.get("surrogate", "atan")),
+                                                      scale=float(surrogate_scale))
         self.network = Network(
             n_enc, {"hidden": LIF(self.n_hidden, **lif_kw)},
             [("in", "hidden", in_proj), ("hidden", "hidden", rec)],
@@ -400,13 +412,21 @@ _CORE: Mapping[str, Any] = MappingProxyType(dict(
 ))
 
 
+#: the generic start's surrogate dampening factor: LSNN's ``gamma_pd`` (Bellec et al. 2018, NeurIPS,
+#: "Long short-term memory and learning-to-learn in networks of spiking neurons", Methods)
+GENERIC_SURROGATE_SCALE = 0.3
+
+
 def _generic(n_hidden: int) -> dict[str, Any]:
     """The generic initialisation (docs/STABILITY.md): :data:`_CORE` on every task, with the
     plasticity coefficient normalised by the recurrent fan-in, ``alpha = 1 / (A+ * n)``, so that a
     synapse potentiated by one coincident pair adds ``1/n`` to the weight and a fully co-active
-    population adds O(1) (the threshold's scale) to its targets' input, whatever ``n``."""
+    population adds O(1) (the threshold's scale) to its targets' input, whatever ``n``; and the
+    surrogate dampened by :data:`GENERIC_SURROGATE_SCALE`, so that the backward pass through the
+    recurrent current does not compound over long episodes."""
     d = dict(_CORE)
     d["alpha_init"] = 1.0 / (float(_CORE["stdp"]["a_plus"]) * n_hidden)
+    d["surrogate_scale"] = GENERIC_SURROGATE_SCALE
     return d
 
 

@@ -1,7 +1,11 @@
 """Surrogate spike functions (snnTorch's definitions).
 
 Forward: Heaviside with a strict threshold, ``s = (x > 0)`` where ``x = v - vth``.
-Backward: the derivative of a smooth stand-in, exactly as ``snntorch.surrogate``:
+Backward: the derivative of a smooth stand-in, exactly as ``snntorch.surrogate``, times ``scale``
+(default 1: snnTorch's surrogate). ``scale < 1`` is the *dampening factor* of Bellec et al. 2018
+(LSNN, ``gamma_pd = 0.3``): the backward pass of a recurrent spiking layer is a linear system whose
+per-step gain grows with the surrogate's height, and above 1 it compounds over the episode
+(``docs/STABILITY.md``). The forward pass does not depend on ``scale``.
 
 =================  ==========================================================  ==============
 name               d s / d x                                                   default
@@ -37,17 +41,23 @@ class _SpikeFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad * ctx.sur.grad(x), None
+        return grad * ctx.sur.scaled_grad(x), None
 
 
 class Surrogate(ABC):
     """A spike nonlinearity: Heaviside forward, ``grad(x)`` backward. Call it on ``v - vth``."""
 
     name: str = ""
+    scale: float = 1.0
 
     @abstractmethod
     def grad(self, x: Tensor) -> Tensor:
-        """Surrogate derivative ``ds/dx`` evaluated at ``x``."""
+        """Surrogate derivative ``ds/dx`` evaluated at ``x``, before ``scale`` (snnTorch's form)."""
+
+    def scaled_grad(self, x: Tensor) -> Tensor:
+        """What the backward pass uses: ``scale * grad(x)``."""
+        g = self.grad(x)
+        return g if self.scale == 1.0 else g * self.scale
 
     def __call__(self, x: Tensor) -> Tensor:
         return _SpikeFn.apply(x, self)
@@ -56,10 +66,12 @@ class Surrogate(ABC):
 @dataclass(frozen=True)
 class ATan(Surrogate):
     alpha: float = 2.0
+    scale: float = 1.0
     name = "atan"
 
     def __post_init__(self) -> None:
         check_positive("alpha", self.alpha)
+        check_positive("scale", self.scale)
 
     def grad(self, x: Tensor) -> Tensor:
         return (self.alpha / 2) / (1 + (math.pi / 2 * self.alpha * x).pow(2))
@@ -68,10 +80,12 @@ class ATan(Surrogate):
 @dataclass(frozen=True)
 class FastSigmoid(Surrogate):
     slope: float = 25.0
+    scale: float = 1.0
     name = "fast_sigmoid"
 
     def __post_init__(self) -> None:
         check_positive("slope", self.slope)
+        check_positive("scale", self.scale)
 
     def grad(self, x: Tensor) -> Tensor:
         return 1.0 / (self.slope * x.abs() + 1.0).pow(2)
@@ -80,10 +94,12 @@ class FastSigmoid(Surrogate):
 @dataclass(frozen=True)
 class Sigmoid(Surrogate):
     slope: float = 25.0
+    scale: float = 1.0
     name = "sigmoid"
 
     def __post_init__(self) -> None:
         check_positive("slope", self.slope)
+        check_positive("scale", self.scale)
 
     def grad(self, x: Tensor) -> Tensor:
         e = torch.exp(-self.slope * x)
@@ -95,7 +111,11 @@ class Triangular(Surrogate):
     """snnTorch's ``triangular``: ``+threshold`` below the threshold, ``-threshold`` above it."""
 
     threshold: float = 1.0
+    scale: float = 1.0
     name = "triangular"
+
+    def __post_init__(self) -> None:
+        check_positive("scale", self.scale)
 
     def grad(self, x: Tensor) -> Tensor:
         return torch.where(x < 0, torch.full_like(x, self.threshold), torch.full_like(x, -self.threshold))
@@ -103,7 +123,11 @@ class Triangular(Surrogate):
 
 @dataclass(frozen=True)
 class StraightThrough(Surrogate):
+    scale: float = 1.0
     name = "straight_through"
+
+    def __post_init__(self) -> None:
+        check_positive("scale", self.scale)
 
     def grad(self, x: Tensor) -> Tensor:
         return torch.ones_like(x)

@@ -98,7 +98,7 @@ def _rebuild_chunk(r: _BwdRun, ctx: Any, k0: int, k1: int, Pc: Tensor, Sc: Tenso
             Cc = a if Cc is None else Cc + a
     curs.clear()
     Uc, Vc, VPc = _lif_chunk(Cc, Sc, u_c, v_c, LIFConsts(one_du, one_dv, vth, bias), r.spec.reset)
-    SG = r.spec.spike_fn.grad(VPc - vth)
+    SG = r.spec.spike_fn.scaled_grad(VPc - vth)
     return Uc, Vc, VPc, SG
 
 

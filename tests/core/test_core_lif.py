@@ -238,3 +238,37 @@ def test_bptt_gradient_equals_snntorch(kind: str, reset: str) -> None:
     torch.testing.assert_close(spikes[1], spikes[0], rtol=0, atol=0)
     assert grads[0].abs().sum() > 0
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-9)
+
+
+def test_recurrent_backward_gain_compounds_and_dampening_bounds_it() -> None:
+    """The mechanism behind the generic start's gradient spikes on long episodes (docs/STABILITY.md).
+
+    Excitatory recurrent coupling ``w ~ 1/N`` and inputs holding the voltages just below threshold:
+    the network is silent (0 spikes), yet the surrogate backward is a linear system with per-step
+    gain ``(1 - dv) + w * sigma'`` > 1, so d v_T / d bias grows with T (measured: 5.1e3 at T = 50,
+    1.7e6 at T = 200). Dampened x0.3 (LSNN's factor), the gain is below 1 and the gradient is flat
+    in T (4.8e2 both)."""
+    from spikeplastic.functional.lif import LIFState
+    from spikeplastic.surrogate import surrogate
+
+    n, b = 64, 8
+    g = torch.Generator().manual_seed(0)
+    w = torch.ones(n, n, dtype=torch.float64) / n + 0.3 * torch.randn(n, n, generator=g, dtype=torch.float64) / n**0.5
+    x = -0.2 + 0.4 * torch.rand(b, n, generator=g, dtype=torch.float64)
+
+    def grad_norm(T: int, scale: float) -> tuple[float, float]:
+        sur = surrogate("atan", scale=scale)
+        bias = torch.zeros(n, dtype=torch.float64, requires_grad=True)
+        z = torch.zeros(b, n, dtype=torch.float64)
+        st, spikes = LIFState(z, z, z), 0.0
+        for _ in range(T):
+            st = lif_step(x + st.s @ w.T, st, 1.0, 0.2, 1.0, bias, sur)
+            spikes += float(st.s.detach().sum())
+        (gb,) = torch.autograd.grad(st.v.sum(), bias)
+        return float(gb.norm()), spikes
+
+    (p50, s50), (p200, s200) = grad_norm(50, 1.0), grad_norm(200, 1.0)
+    (d50, _), (d200, _) = grad_norm(50, 0.3), grad_norm(200, 0.3)
+    assert s50 == s200 == 0.0  # the forward pass is silent and bounded
+    assert p200 > 100 * p50, (p50, p200)  # compounding: x330 measured
+    assert d200 < 1.1 * d50 and d200 < 1e3, (d50, d200)  # flat

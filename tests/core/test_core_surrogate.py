@@ -84,3 +84,18 @@ def test_surrogate_registry_and_passthrough() -> None:
     assert surrogate().name == "atan"  # snnTorch's default
     with pytest.raises(TypeError, match="keyword"):
         surrogate(s, slope=3.0)
+
+
+@pytest.mark.parametrize("name", sorted(SURROGATES))
+def test_surrogate_scale_dampens_backward_only(name: str) -> None:
+    """``scale`` (LSNN's dampening factor) multiplies the backward pass and leaves the forward alone."""
+    plain, damped = surrogate(name), surrogate(name, scale=0.3)
+    out_p, g_p = _grad(plain, GRID)
+    out_d, g_d = _grad(damped, GRID)
+    torch.testing.assert_close(out_d, out_p, rtol=0, atol=0)
+    torch.testing.assert_close(g_d, 0.3 * g_p, rtol=1e-15, atol=0)
+    assert g_p.abs().sum() > 0  # the comparison is not between zeros
+    torch.testing.assert_close(damped.scaled_grad(GRID), g_d, rtol=0, atol=0)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="scale"):
+            surrogate(name, scale=bad)

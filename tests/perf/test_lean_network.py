@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from spikeplastic import LIF, STDP, Hebb, Network, Neuromodulation, PlasticLinear, lean
-from spikeplastic.surrogate import Surrogate
+from spikeplastic.surrogate import Surrogate, surrogate as make_surrogate
 
 DT = torch.float64
 T, B, N_IN, N = 40, 3, 12, 10
@@ -33,7 +33,7 @@ def make_net(
     reset: str = "zero",
     detach_reset: bool = True,
     per_neuron: bool = False,
-    surrogate: str = "atan",
+    surrogate: str | Surrogate = "atan",
     two_layers: bool = False,
     rec_first: bool = False,
     rule_input_grad: bool = True,
@@ -95,6 +95,9 @@ class _MarginProbe(Surrogate):
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner.grad(x)
+
+    def scaled_grad(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner.scaled_grad(x)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.min = min(self.min, float(x.detach().abs().min()))
@@ -177,6 +180,7 @@ CASES: dict[str, dict[str, Any]] = {
     "subtract_not_detached": {"reset": "subtract", "detach_reset": False},
     "per_neuron_lif": {"per_neuron": True},
     "fast_sigmoid": {"surrogate": "fast_sigmoid"},
+    "damped_surrogate": {"recurrent": True, "surrogate": make_surrogate("atan", scale=0.3)},
     "clip_fallback": {"clip": 0.5},
     "two_layers": {"two_layers": True, "recurrent": True},
     # the rule's spike inputs as constants in the backward (the snn-* models' default)
