@@ -81,6 +81,17 @@ _positive_float = _number(float, 0, strict=True)
 _nonneg_float = _number(float, 0, strict=False)
 
 
+def _decay_factor(s: str) -> float:
+    """``--lr-decay``: a factor in ``(0, 1]``."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {s!r}") from None
+    if not (0.0 < v <= 1.0):
+        raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {s!r}")
+    return v
+
+
 def _learning_rate(s: str) -> float:
     """``--lr``: a finite float in ``(0, MAX_LR]``."""
     from .meta.config import MAX_LR
@@ -239,6 +250,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         task=args.task, model=args.model, episodes=args.episodes,
         batch=args.batch if args.batch is not None else int(rec["batch"]),
         lr=args.lr if args.lr is not None else float(rec["lr"]),
+        lr_decay=args.lr_decay, lr_decay_every=args.lr_decay_every,
         clip=_clip(args.clip, rec), seed=args.seed, device=args.device, out=out,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, log_every=args.log_every,
         progress=not args.no_progress, task_kwargs=_task_kwargs(args), model_kwargs=model_kw, lean=args.lean,
@@ -299,6 +311,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         batch=args.batch, lr=args.lr, device=args.device, task_kwargs=_task_kwargs(args),
         model_kwargs={m: kw for m, kw in per_model.items() if kw}, jobs=args.jobs, progress=not args.no_progress,
         lean=args.lean, resume=args.resume, overwrite=args.overwrite,
+        train_overrides={"lr_decay": args.lr_decay, "lr_decay_every": args.lr_decay_every}
+        if args.lr_decay_every else {},
     )
     _fresh_or_flagged(args.out, args.resume, args.overwrite,
                       [str(cfg.train_config(m, s).out) for m in models for s in range(args.seeds)])
@@ -397,6 +411,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=_positive_int, default=1000, help="outer steps per run (default 1000)")
     p.add_argument("--batch", type=_positive_int, default=None, help="episodes per outer step (default: per task)")
     p.add_argument("--lr", type=_learning_rate, default=None, help="Adam learning rate in (0, 1] (default: per task)")
+    p.add_argument("--lr-decay", type=_decay_factor, default=1.0, metavar="FACTOR",
+                   help="multiply lr by FACTOR in (0, 1] every --lr-decay-every outer steps (default 1: constant)")
+    p.add_argument("--lr-decay-every", type=_nonneg_int, default=0, metavar="N",
+                   help="outer steps between lr decays (0: never, the default)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--task-kw", action="append", metavar="KEY=VALUE", help="task config override (repeatable)")
     p.add_argument("--data", type=Path, default=None, help="dataset folder (oneshot: Omniglot, images: CIFAR-10)")

@@ -64,6 +64,10 @@ class TrainConfig:
         episodes: total number of outer steps (each one batch of ``batch`` episodes).
         batch: episodes per outer step (with ``torchrun``: the *total* over all processes).
         lr: Adam learning rate, in ``(0, MAX_LR]`` (:data:`MAX_LR` = 1). weight_decay: Adam's L2 coefficient.
+        lr_decay, lr_decay_every: step decay of the learning rate, ``lr * lr_decay ** (k //
+            lr_decay_every)`` at outer step ``k`` (0-based; ``torch.optim.lr_scheduler.StepLR``'s
+            schedule, computed from the step count so that a resumed run continues it exactly).
+            ``lr_decay_every=0`` (default): constant ``lr``. ``lr_decay`` in ``(0, 1]``.
         clip: max global gradient norm (``torch.nn.utils.clip_grad_norm_``); ``None`` disables.
         seed: ``torch.manual_seed(seed)`` before the model is built; the task generator is
             ``torch.Generator().manual_seed(seed)``; A2C actions use a second generator
@@ -95,6 +99,8 @@ class TrainConfig:
     episodes: int = 1000
     batch: int = 1
     lr: float = 3e-4
+    lr_decay: float = 1.0
+    lr_decay_every: int = 0
     weight_decay: float = 0.0
     clip: float | None = 10.0
     seed: int = 0
@@ -113,6 +119,12 @@ class TrainConfig:
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     lean: str = "auto"
 
+    def lr_at(self, step: int) -> float:
+        """The learning rate of outer step ``step`` (0-based) under the step decay."""
+        if not self.lr_decay_every:
+            return self.lr
+        return self.lr * self.lr_decay ** (step // self.lr_decay_every)
+
     def __post_init__(self) -> None:
         for name in ("task", "model"):
             v = getattr(self, name)
@@ -124,6 +136,11 @@ class TrainConfig:
         if self.lr > MAX_LR:
             raise ValueError(f"lr: expected a finite float in (0, {MAX_LR:g}] (Adam moves each parameter by up to "
                              f"about lr per step), got {self.lr!r}")
+        _float("lr_decay", self.lr_decay, positive=True)
+        if self.lr_decay > 1.0:
+            raise ValueError(f"lr_decay: expected a factor in (0, 1] (lr * lr_decay every lr_decay_every steps), "
+                             f"got {self.lr_decay!r}")
+        _int("lr_decay_every", self.lr_decay_every, 0)
         _float("weight_decay", self.weight_decay)
         if self.clip is not None:
             _float("clip", self.clip, positive=True)

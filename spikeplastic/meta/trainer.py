@@ -62,10 +62,10 @@ ACTION_SEED_OFFSET = 1_000_003
 GRAD_TOP_ABOVE = 1e3
 EVAL_SEED_OFFSET = 2_000_003
 #: Fields that must be equal between a checkpoint and the config that resumes it.
-RESUME_FIELDS = ("task", "model", "batch", "lr", "weight_decay", "clip", "seed", "value_coef", "entropy_coef",
+RESUME_FIELDS = ("task", "model", "batch", "lr", "lr_decay", "lr_decay_every", "weight_decay", "clip", "seed", "value_coef", "entropy_coef",
                  "entropy_kind", "adam_eps", "task_kwargs", "model_kwargs")
 #: values of fields added after the first checkpoints were written (an old checkpoint trained with these)
-_RESUME_FIELD_DEFAULTS = {"entropy_kind": "shannon", "adam_eps": 1e-8}
+_RESUME_FIELD_DEFAULTS = {"entropy_kind": "shannon", "adam_eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 0}
 
 
 class TrainingError(RuntimeError):
@@ -277,6 +277,10 @@ class Trainer:
             log.warning("episode %d: non-finite %s; optimiser step skipped",
                         self.episode + 1, "loss" if bad > 0 else "gradient")
         else:
+            if cfg.lr_decay_every:
+                lr = cfg.lr_at(self.episode)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
             self.optimizer.step()
         top = None
         if math.isfinite(norm) and norm > GRAD_TOP_ABOVE:
@@ -289,6 +293,8 @@ class Trainer:
         }
         if top is not None:
             rec["grad_top"] = top
+        if cfg.lr_decay_every:
+            rec["lr"] = cfg.lr_at(self.episode - 1)
         bad = self._nonfinite()  # also after a skipped step: a model may have written into a parameter
         if bad is not None:
             rec["nonfinite_parameter"] = bad
