@@ -78,6 +78,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--eval-episodes", type=int, default=512)
+    ap.add_argument("--lr-decay", type=float, default=1.0, help="lr factor every --lr-decay-every steps")
+    ap.add_argument("--lr-decay-every", type=int, default=0, help="outer steps between lr decays (0: constant lr)")
     ap.add_argument("--resume", action="store_true", help="continue each comparison from its checkpoints")
     ap.add_argument("--task-kw", action="append", default=[], metavar="KEY=VALUE",
                     help="task config override, e.g. patch_size=16 (repeatable; values read as by the CLI)")
@@ -86,13 +88,15 @@ def main() -> None:
     n_eval = 16 if args.quick else args.eval_episodes
     seeds = 1 if args.quick else args.seeds
     summary = {"task": args.task, "model": args.model, "episodes": episodes(args), "batch": args.batch,
-               "lr": args.lr, "seeds": seeds, "held_out_episodes": n_eval, "task_kw": task_kw, "inits": {}}
+               "lr": args.lr, "lr_decay": args.lr_decay, "lr_decay_every": args.lr_decay_every, "seeds": seeds, "held_out_episodes": n_eval, "task_kw": task_kw, "inits": {}}
     for init in args.inits.split(","):
         out = Path(args.out) / init
         compare(CompareConfig(task=args.task, models=(args.model,), episodes=episodes(args), seeds=seeds,
                               lr=args.lr, batch=args.batch, out=str(out), jobs=args.jobs, task_kwargs=task_kw,
                               model_kwargs={args.model: {"init": init}}, progress=not args.no_progress,
-                              resume=args.resume, overwrite=args.overwrite))
+                              resume=args.resume, overwrite=args.overwrite,
+                              train_overrides={"lr_decay": args.lr_decay, "lr_decay_every": args.lr_decay_every}
+                              if args.lr_decay_every else {}))
         ckpts = [out / "runs" / args.model / f"seed{s}" / "checkpoint.pt" for s in range(seeds)]
         per_seed = [held_out(c, n_eval, s) for s, c in enumerate(ckpts)]
         untrained = [held_out(c, n_eval, s, untrained=True) for s, c in enumerate(ckpts)]
