@@ -225,10 +225,15 @@ def _fresh_or_flagged(path: str, resume: bool, overwrite: bool, folders: Sequenc
 # ---- commands ----------------------------------------------------------------------------------
 
 def _clip(value: float | None, rec: dict[str, Any]) -> float | None:
-    """``--clip``: 0 disables, None takes the task's default (10 where it sets none)."""
+    """``--clip``: 0 disables, None takes the task's default (10 where it sets none, ``None``: off)."""
     if value is None:
-        return float(rec.get("clip", 10.0))
+        return rec.get("clip", 10.0)
     return None if value == 0 else value
+
+
+def _decay_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--lr-decay`` / ``--lr-decay-every`` where given (they replace the task's step decay)."""
+    return {k: v for k in ("lr_decay", "lr_decay_every") if (v := getattr(args, k)) is not None}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -242,7 +247,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     n_params = _check_model(args.model, task, model_kw)
     _check_lean(args.lean, args.model, task, model_kw)
     _check_device(args.device)
-    rec = recommended(args.task)
+    rec = recommended(args.task, args.model)
+    fields = {**task_fields(args.task, args.model), **_decay_overrides(args)}
     out = args.out if args.out is not None else str(Path("runs") / f"{args.task}-{args.model}-s{args.seed}")
     _out_folder("--out", out)
     _fresh_or_flagged(out, args.resume, args.overwrite)
@@ -250,11 +256,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         task=args.task, model=args.model, episodes=args.episodes,
         batch=args.batch if args.batch is not None else int(rec["batch"]),
         lr=args.lr if args.lr is not None else float(rec["lr"]),
-        lr_decay=args.lr_decay, lr_decay_every=args.lr_decay_every,
         clip=_clip(args.clip, rec), seed=args.seed, device=args.device, out=out,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, log_every=args.log_every,
         progress=not args.no_progress, task_kwargs=_task_kwargs(args), model_kwargs=model_kw, lean=args.lean,
-        **{k: v for k, v in task_fields(args.task).items() if k != "clip"},
+        **{k: v for k, v in fields.items() if k != "clip"},
     )
     if args.resume and not (Path(out) / "checkpoint.pt").is_file():
         raise UsageError("--resume", f"no checkpoint to resume at {str(Path(out) / 'checkpoint.pt')!r}; "
@@ -311,8 +316,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         batch=args.batch, lr=args.lr, device=args.device, task_kwargs=_task_kwargs(args),
         model_kwargs={m: kw for m, kw in per_model.items() if kw}, jobs=args.jobs, progress=not args.no_progress,
         lean=args.lean, resume=args.resume, overwrite=args.overwrite,
-        train_overrides={"lr_decay": args.lr_decay, "lr_decay_every": args.lr_decay_every}
-        if args.lr_decay_every else {},
+        train_overrides=_decay_overrides(args),
     )
     _fresh_or_flagged(args.out, args.resume, args.overwrite,
                       [str(cfg.train_config(m, s).out) for m in models for s in range(args.seeds)])
@@ -411,10 +415,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=_positive_int, default=1000, help="outer steps per run (default 1000)")
     p.add_argument("--batch", type=_positive_int, default=None, help="episodes per outer step (default: per task)")
     p.add_argument("--lr", type=_learning_rate, default=None, help="Adam learning rate in (0, 1] (default: per task)")
-    p.add_argument("--lr-decay", type=_decay_factor, default=1.0, metavar="FACTOR",
-                   help="multiply lr by FACTOR in (0, 1] every --lr-decay-every outer steps (default 1: constant)")
-    p.add_argument("--lr-decay-every", type=_nonneg_int, default=0, metavar="N",
-                   help="outer steps between lr decays (0: never, the default)")
+    p.add_argument("--lr-decay", type=_decay_factor, default=None, metavar="FACTOR",
+                   help="multiply lr by FACTOR in (0, 1] every --lr-decay-every outer steps (default: per task, "
+                        "1 where the task sets none: constant)")
+    p.add_argument("--lr-decay-every", type=_nonneg_int, default=None, metavar="N",
+                   help="outer steps between lr decays (0: never; default: per task, never where it sets none)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--task-kw", action="append", metavar="KEY=VALUE", help="task config override (repeatable)")
     p.add_argument("--data", type=Path, default=None, help="dataset folder (oneshot: Omniglot, images: CIFAR-10)")

@@ -20,10 +20,13 @@ Ids and what they build (``n_act`` = actions of an RL task; sizes are overridabl
 ``backpropamine``           :class:`~spikeplastic.baselines.Backpropamine`, mode ``retroactive``
 ``backpropamine-simple``    the same with simple modulation
 ``backpropamine-none``      the same, non-modulated plastic control (mode ``none``)
-``rnn``, ``lstm``           non-plastic :class:`~spikeplastic.baselines.RNN` / ``LSTM``
+``rnn``, ``lstm``           non-plastic :class:`~spikeplastic.baselines.RNN` / ``LSTM``; on the memory
+                            tasks ``rnn`` is ``PlasticRNN(plastic=False)``, the plastic net with
+                            plasticity removed (as in the original)
 ==========================  ==========================================================================
 
-Sizes per task family (from docs/TASKS.md where given):
+Sizes and inits per task family (the original code's where it has them; docs/REPRODUCTION.md lists
+each with its source):
 
 - *memory* tasks (``pattern``, ``pattern50``, ``images``: ``n_in == n_out``, one unit per
   bit/pixel): ``rate-*`` = ``PlasticRNN(n, bias_unit=True)`` (N = n + 1 units; ``images`` clamps);
@@ -33,11 +36,17 @@ Sizes per task family (from docs/TASKS.md where given):
   bit stays silent, and the stored co-activity drives the degraded bits; tuned by hand on
   ``pattern50``); with ``init="generic"`` the values of every other task (below), inputs
   normalised to +-2, ``alpha_init = 1/(A+ n)`` and the surrogate dampened x0.3;
-  ``backpropamine*`` = ``n`` hidden units; ``rnn`` = ``n + 1`` units (2051 on ``pattern50``, the
-  paper's comparison), ``lstm`` = ``n`` (2000 on ``pattern50``).
-- *RL* tasks (``maze``, ``maze13``, ``cue``): 200 recurrent units for every model (the papers'
-  size; 32 on the reduced ``cue-small``, :data:`RL_HIDDEN`), linear input map and a linear
-  readout of ``n_act`` policy logits + 1 value; ``snn-*``: 2 spiking steps per task step, LIF
+  ``backpropamine*`` = ``n`` hidden units; ``rnn`` = ``PlasticRNN(plastic=False)``: the same ``n``
+  units plus the bias unit, inputs into the first ``n`` (plus 2000 input-less units on
+  ``pattern50``: 2051 in all, :data:`PATTERN_ADDED_UNITS`); ``lstm`` on the pattern tasks = the
+  original's LSTM: ``n + 1`` units (2000 on ``pattern50``), inputs x100, clamping, output = the
+  first ``n`` units; on ``images`` ``n`` units and a linear readout.
+- *RL* tasks (``maze``, ``maze13``, ``cue``): 200 recurrent units (the papers' size; 32 on the
+  reduced ``cue-small``, :data:`RL_HIDDEN`), except ``maze13``'s parameter-matched
+  ``backpropamine*`` (100, ``-none`` 101) and ``rnn`` (139) (:data:`MODEL_HIDDEN`); linear input
+  map and a linear readout of ``n_act`` policy logits + 1 value; ``rnn``'s recurrent ``W`` starts
+  as ``0.01 * U[0, 1)`` on the papers' RL tasks (:data:`ORIGINAL_RNN_INIT`), ``rate-*``'s ``W``
+  and ``alpha`` on ``maze`` (:data:`ORIGINAL_RATE_INIT`); ``snn-*``: 2 spiking steps per task step, LIF
   ``du=1, dv=0.2, vth=1``, STDP ``A+=0.02, A-=0.01, tau=10``, decay 0.01, ``alpha_init`` 0.05
   (``init="generic"``: ``1/(A+ n)`` and the surrogate dampened x0.3, ``surrogate_scale``).
 - ``snn-*`` models backpropagate with ``rule_input_grad=False`` (docs/STABILITY.md): the STDP
@@ -72,7 +81,8 @@ from .plastic import PlasticLinear
 from .rules import STDP
 from .surrogate import surrogate as make_surrogate
 
-__all__ = ["SpikingModel", "SpikingState", "ModelSpec", "MODELS", "RL_HIDDEN", "make_model", "model_ids", "count_parameters"]
+__all__ = ["SpikingModel", "SpikingState", "ModelSpec", "MODELS", "RL_HIDDEN", "MODEL_HIDDEN", "make_model", "model_ids",
+           "count_parameters"]
 
 ENCODERS = ("current", "rate", "latency")
 
@@ -360,12 +370,44 @@ class ModelSpec:
 
 
 #: hidden units of every model on an RL task, by task name (default 200, the papers' size)
-RL_HIDDEN: Mapping[str, int] = MappingProxyType({"cue-small": 32})
+RL_HIDDEN: Mapping[str, int] = MappingProxyType({"cue-small": 32, "maze-cpu": 64, "maze13-cpu": 32})
+
+#: hidden units per model where the paper set them per model, ``{task: {model id: units}}``: the
+#: Backpropamine maze's parameter-matched sizes (~22.5k parameters each; uber-research/backpropamine
+#: ``maze/request_modul.json`` and ``request_modplast.json``: ``--hs 100``, ``request_plastic.json``:
+#: ``--hs 101``, ``request_rnn.json``: ``--hs 139``), and on its CPU reduction the same matching at
+#: 32 units (~2.8k parameters: 32, 32, 32, 43). They replace :data:`RL_HIDDEN`'s.
+MODEL_HIDDEN: Mapping[str, Mapping[str, int]] = MappingProxyType({
+    "maze13": MappingProxyType({"backpropamine": 100, "backpropamine-simple": 100, "backpropamine-none": 101,
+                                "rnn": 139}),
+    "maze13-cpu": MappingProxyType({"backpropamine": 32, "backpropamine-simple": 32, "backpropamine-none": 32,
+                                    "rnn": 43}),
+})
+
+#: RL tasks whose ``rnn`` is the original's non-plastic control: the plastic net's recurrent init
+#: ``W = 0.01 * U[0, 1)`` with plasticity removed (uber-research/differentiable-plasticity
+#: ``maze/maze.py`` line 86; uber-research/backpropamine ``maze/batch.py`` line 74, ``sr/modul.py``
+#: ``NonPlasticRNN``). ``cue-small`` keeps ``nn.Linear``'s init (its README results were measured so).
+ORIGINAL_RNN_INIT = frozenset({"maze", "maze13", "cue", "maze-cpu", "maze13-cpu"})
+
+#: RL tasks on which ``rate-hebb`` / ``rate-oja`` are the 2018 maze net: ``W``, ``alpha`` =
+#: ``0.01 * U[0, 1)`` (``maze/maze.py`` lines 94-95)
+ORIGINAL_RATE_INIT = frozenset({"maze", "maze-cpu"})
 
 
-def _hidden(task: Any) -> int:
-    """Default hidden size on a non-memory task: :data:`RL_HIDDEN` for RL tasks, else 200."""
-    return RL_HIDDEN.get(getattr(task, "name", ""), 200) if isinstance(task, RLTask) else 200
+def _name(task: Any) -> str:
+    return str(getattr(task, "name", ""))
+
+
+def _hidden(task: Any, model_id: str | None = None) -> int:
+    """Default hidden size on a non-memory task: :data:`MODEL_HIDDEN` for ``model_id`` where the
+    task sets one, :data:`RL_HIDDEN` for RL tasks, else 200."""
+    if not isinstance(task, RLTask):
+        return 200
+    per_model = MODEL_HIDDEN.get(_name(task), {})
+    if model_id is not None and model_id in per_model:
+        return per_model[model_id]
+    return RL_HIDDEN.get(_name(task), 200)
 
 
 def _is_cue(task: Any) -> bool:
@@ -392,10 +434,14 @@ def _is_images(task: Any) -> bool:
     return isinstance(task, ImageTask)
 
 
-def _pattern_scale(task: Any) -> float:
+def _is_pattern(task: Any) -> bool:
     from .tasks.pattern import PatternTask
 
-    return float(task.config.input_scale) if isinstance(task, PatternTask) else 1.0
+    return isinstance(task, PatternTask)
+
+
+def _pattern_scale(task: Any) -> float:
+    return float(task.config.input_scale) if _is_pattern(task) else 1.0
 
 
 def _n_out(task: Any) -> int:
@@ -477,16 +523,18 @@ def _rate(rule: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
             d = dict({"padding": 0 if s >= 31 else 1}, **kw)
             return OneShotPlastic(s * s, task.config.n_way, **d)
         d = dict({"n_hidden": _hidden(task), "readout": "linear", "input_map": "linear"}, **kw)
+        if _name(task) in ORIGINAL_RATE_INIT:
+            d.setdefault("init", "uniform")
         return PlasticRNN(task.n_in, _n_out(task), rule=rule, **d)  # type: ignore[arg-type]
 
     return build
 
 
-def _bpa(mode: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
+def _bpa(mode: str, model_id: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
         from .baselines import Backpropamine
 
-        n_h = task.n_in if _family(task) == "memory" else _hidden(task)
+        n_h = task.n_in if _family(task) == "memory" else _hidden(task, model_id)
         d: dict[str, Any] = {"n_hidden": n_h, "mode": mode}
         if _is_cue(task) and mode != "simple":
             d["eta_init"] = 0.1  # the original cue-reward runs' eta / etaet
@@ -495,18 +543,55 @@ def _bpa(mode: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     return build
 
 
+#: units the original pattern-task controls add to the ``n`` pattern units (uber-research/
+#: differentiable-plasticity ``simple/README.md`` lines 15, 17: ``--nbaddneurons 2000`` for the
+#: non-plastic RNN, ``1949`` for the LSTM, on the 50-bit task); 0 elsewhere (the scripts' default)
+PATTERN_ADDED_UNITS: Mapping[str, Mapping[str, int]] = MappingProxyType({
+    "pattern50": MappingProxyType({"rnn": 2000, "lstm": 1949}),
+})
+
+#: the original pattern LSTM's input magnitude (``simple/lstm.py`` line 127: the +-1 patterns x 100)
+PATTERN_LSTM_INPUT = 100.0
+
+
+def _memory_rnn(task: Any, kw: dict[str, Any]) -> EpisodeModel:
+    """The plastic memory net with plasticity removed (``simple/full.py --type nonplastic``):
+    ``n + added`` units and the bias unit, inputs into the first ``n``, output read from them."""
+    from .baselines import PlasticRNN
+
+    added = PATTERN_ADDED_UNITS.get(_name(task), {}).get("rnn", 0)
+    d = dict({"n_hidden": task.n_in + added, "bias_unit": True, "plastic": False, "input_map": "first",
+              "clamp": _is_images(task)}, **kw)
+    return PlasticRNN(task.n_in, **d)  # type: ignore[arg-type]
+
+
+def _pattern_lstm(task: Any, kw: dict[str, Any]) -> EpisodeModel:
+    """The original pattern-task LSTM (``simple/lstm.py``): ``n + added + 1`` units, inputs x100
+    (the task's inputs are already x ``input_scale``), clamping, output = the first ``n`` units."""
+    from .baselines import LSTM
+
+    added = PATTERN_ADDED_UNITS.get(_name(task), {}).get("lstm", 0)
+    d = dict({"n_hidden": task.n_in + added + 1, "input_scale": PATTERN_LSTM_INPUT / _pattern_scale(task),
+              "clamp": True, "readout": "first"}, **kw)
+    return LSTM(task.n_in, task.n_out, **d)
+
+
 def _recurrent(kind: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
         from .baselines import LSTM, RNN
 
-        n_h = _hidden(task)
-        if _family(task) == "memory":
-            if getattr(task, "name", "") == "pattern50":
-                n_h = 2051 if kind == "rnn" else 2000      # docs/TASKS.md: the paper's comparison sizes
-            else:
-                n_h = task.n_in + 1 if kind == "rnn" else task.n_in
+        memory = _family(task) == "memory"
+        if memory and kind == "rnn":
+            return _memory_rnn(task, kw)
+        if _is_pattern(task) and kind == "lstm":
+            return _pattern_lstm(task, kw)
+        if memory:  # images' LSTM: no original setting
+            return LSTM(task.n_in, _n_out(task), **dict({"n_hidden": task.n_in}, **kw))
+        d: dict[str, Any] = {"n_hidden": _hidden(task, kind)}
+        if kind == "rnn" and _name(task) in ORIGINAL_RNN_INIT:
+            d["init"] = "uniform"
         cls = RNN if kind == "rnn" else LSTM
-        return cls(task.n_in, _n_out(task), **dict({"n_hidden": n_h}, **kw))
+        return cls(task.n_in, _n_out(task), **dict(d, **kw))
 
     return build
 
@@ -517,10 +602,11 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType({
     "snn-static": ModelSpec("spiking LIF net, non-plastic (learned static weights)", _snn(False, None)),
     "rate-hebb": ModelSpec("PlasticRNN, Hebbian trace with decay (Miconi et al. 2018)", _rate("hebb")),
     "rate-oja": ModelSpec("PlasticRNN with Oja's rule (oneshot: OneShotPlastic conv net)", _rate("oja")),
-    "backpropamine": ModelSpec("Backpropamine, retroactive neuromodulation (Miconi et al. 2019)", _bpa("retroactive")),
-    "backpropamine-simple": ModelSpec("Backpropamine, simple neuromodulation", _bpa("simple")),
-    "backpropamine-none": ModelSpec("Backpropamine's non-modulated plastic control", _bpa("none")),
-    "rnn": ModelSpec("non-plastic tanh RNN", _recurrent("rnn")),
+    "backpropamine": ModelSpec("Backpropamine, retroactive neuromodulation (Miconi et al. 2019)",
+                               _bpa("retroactive", "backpropamine")),
+    "backpropamine-simple": ModelSpec("Backpropamine, simple neuromodulation", _bpa("simple", "backpropamine-simple")),
+    "backpropamine-none": ModelSpec("Backpropamine's non-modulated plastic control", _bpa("none", "backpropamine-none")),
+    "rnn": ModelSpec("non-plastic tanh RNN (memory tasks: the plastic net with plasticity off)", _recurrent("rnn")),
     "lstm": ModelSpec("non-plastic LSTM", _recurrent("lstm")),
 })
 

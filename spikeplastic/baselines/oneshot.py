@@ -70,8 +70,10 @@ class OneShotPlastic(EpisodeModel):
             images of side >= 31 for 4 layers; use 1 for small images such as 8x8 digits).
         alpha: ``"per_synapse"`` (the paper) or ``"shared"``.
         eta_init, learn_eta: initial value in (0, 1) and learnability of ``eta``.
-        w_init_std, alpha_init_std: ``W``, ``alpha`` initialised as ``std * N(0, 1)``;
-            convolutions use ``nn.Conv2d``'s default init.
+        w_init_std, alpha_init_std: ``W = w_init_std * N(0, 1)``; ``alpha = alpha_init_std *
+            U[0, 1)`` (``alpha_init="uniform"``, the original's "all positive" draw:
+            uber-research/differentiable-plasticity ``omniglot/omniglot.py`` line 191) or
+            ``* N(0, 1)`` (``alpha_init="normal"``); convolutions use ``nn.Conv2d``'s default init.
 
     Shape:
         ``step``: ``x`` ``[B, img_pixels + n_way]`` -> ``out`` ``[B, n_way]``.
@@ -97,6 +99,7 @@ class OneShotPlastic(EpisodeModel):
         learn_eta: bool = True,
         w_init_std: float = 0.01,
         alpha_init_std: float = 0.01,
+        alpha_init: str = "uniform",
     ) -> None:
         super().__init__()
         self.img_pixels = check_int("img_pixels", img_pixels)
@@ -111,6 +114,7 @@ class OneShotPlastic(EpisodeModel):
         self.n_conv = check_int("n_conv", n_conv)
         self.padding = check_int("padding", padding, minimum=0)
         self.alpha_mode = check_choice("alpha", alpha, ALPHA_MODES)
+        self.alpha_init = check_choice("alpha_init", alpha_init, ("uniform", "normal"))
         sides = _conv_sides(side, self.n_conv, self.padding)
         if min(sides) < 1:
             raise ValueError(
@@ -129,14 +133,15 @@ class OneShotPlastic(EpisodeModel):
         self.embed = nn.Sequential(*layers)
         shape = (self.n_way, self.channels)
         self.w = nn.Parameter(check_init_std(w_init_std, "w_init_std") * torch.randn(shape))
-        self.alpha = alpha_parameter(alpha, shape, check_init_std(alpha_init_std, "alpha_init_std"))
+        self.alpha = alpha_parameter(alpha, shape, check_init_std(alpha_init_std, "alpha_init_std"),
+                                     uniform=self.alpha_init == "uniform")
         self.eta = UnitIntervalScalar(eta_init, learn=learn_eta, name="eta_init")
 
     def extra_repr(self) -> str:
         return (
             f"img_pixels={self.img_pixels} ({self.side}x{self.side}), n_way={self.n_way}, "
             f"channels={self.channels}, n_conv={self.n_conv}, padding={self.padding}, "
-            f"alpha={self.alpha_mode!r}"
+            f"alpha={self.alpha_mode!r}, alpha_init={self.alpha_init!r}"
         )
 
     def initial_state(self, batch: int) -> OneShotState:

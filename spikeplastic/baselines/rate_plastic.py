@@ -30,7 +30,8 @@ from ._common import (
 __all__ = ["PlasticRNN", "PlasticRNNState", "check_plastic_rnn", "plastic_rnn_forward", "LeanPlasticRNN"]
 
 RULES = ("hebb", "oja")
-INPUT_MAPS = ("auto", "identity", "linear")
+INPUT_MAPS = ("auto", "identity", "first", "linear")
+INITS = ("normal", "uniform")
 READOUTS = ("identity", "linear")
 
 
@@ -39,7 +40,8 @@ class PlasticRNNState(NamedTuple):
 
     Attributes:
         y: ``[B, n_hidden]`` activations of the ordinary units at the previous step.
-        hebb: ``[B, n_hidden, n_units]`` plastic trace ``H`` (post x pre), one per batch element.
+        hebb: ``[B, n_hidden, n_units]`` plastic trace ``H`` (post x pre), one per batch element
+            (``[B, 0, 0]``, never updated, with ``plastic=False``).
     """
 
     y: Tensor
@@ -59,9 +61,15 @@ class PlasticRNN(EpisodeModel):
         out_t = y_t[:n_out]   (readout="identity")   or   R y_t + b   (readout="linear")
 
     ``P`` is the input map: the identity when every ordinary unit receives one input component
-    (``n_in == n_hidden``, the memorisation tasks) or a learned linear projection
-    ``n_in -> n_hidden`` without bias (``input_map="linear"``; ``"auto"`` picks identity iff
-    ``n_in == n_hidden``). ``eta = sigmoid(eta_raw)`` is one learned scalar in (0, 1).
+    (``n_in == n_hidden``, the memorisation tasks), ``"first"`` when the first ``n_in`` units
+    receive one component each and the others none (``n_in <= n_hidden``: the original pattern
+    code's added neurons, ``--nbaddneurons``), or a learned linear projection ``n_in -> n_hidden``
+    without bias (``input_map="linear"``; ``"auto"`` picks identity iff ``n_in == n_hidden``).
+    ``eta = sigmoid(eta_raw)`` is one learned scalar in (0, 1).
+
+    ``plastic=False`` is the same network with plasticity removed, ``a_t = W u_{t-1} + P(x_t)``
+    (no ``alpha``, ``eta`` or trace): the non-plastic control of Miconi et al. 2018
+    (uber-research/differentiable-plasticity ``simple/full.py --type nonplastic``, line 137).
 
     The always-on bias unit (``bias_unit=True``) is the last of the ``n_units = n_hidden + 1``
     units; its activation is fixed at 1, so its outgoing weights ``W[:, -1] + alpha[:, -1] *
@@ -77,10 +85,14 @@ class PlasticRNN(EpisodeModel):
         rule: ``"hebb"`` (decaying Hebbian trace) or ``"oja"``.
         alpha: ``"per_synapse"`` (``alpha`` shaped like ``W``) or ``"shared"`` (one scalar).
         eta_init: initial ``eta`` in (0, 1). learn_eta: learn it (else a fixed buffer).
-        w_init_std, alpha_init_std: ``W = w_init_std * N(0, 1)``, same for ``alpha``.
+        w_init_std, alpha_init_std: ``W = w_init_std * N(0, 1)``, same for ``alpha`` (``init="normal"``);
+            ``w_init_std * U[0, 1)`` with ``init="uniform"`` (the 2018 maze code, ``maze/maze.py``
+            lines 94-95: all positive).
         bias_unit: add the always-on unit. clamp: clamp units to their nonzero inputs
-            (image task; needs the identity input map).
-        input_map: ``"auto"``, ``"identity"`` or ``"linear"``.
+            (image task; needs the identity or ``"first"`` input map).
+        input_map: ``"auto"``, ``"identity"``, ``"first"`` or ``"linear"``.
+        plastic: ``False`` removes ``alpha``, ``eta`` and the trace (see above).
+        init: ``"normal"`` or ``"uniform"`` (see ``w_init_std``).
         readout: ``"identity"`` (first ``n_out`` units) or ``"linear"``.
         lean: ``"auto"`` | ``"on"`` | ``"off"``: whether a whole-sequence ``forward`` runs
             :func:`spikeplastic.baselines.lean_rnn.plastic_rnn_forward` (same outputs, final state and
@@ -119,9 +131,15 @@ class PlasticRNN(EpisodeModel):
         input_map: Literal["auto", "identity", "linear"] = "auto",
         readout: Literal["identity", "linear"] = "identity",
         lean: Literal["auto", "on", "off"] = "auto",
+        plastic: bool = True,
+        init: Literal["normal", "uniform"] = "normal",
     ) -> None:
         super().__init__()
         self.lean = lean
+        if not isinstance(plastic, bool):
+            raise TypeError(f"plastic must be a bool, got {type(plastic).__name__} {plastic!r}")
+        self.plastic = plastic
+        self.init = check_choice("init", init, INITS)
         self.n_in = check_int("n_in", n_in)
         self.n_hidden = self.n_in if n_hidden is None else check_int("n_hidden", n_hidden)
         self.rule = check_choice("rule", rule, RULES)
@@ -133,13 +151,15 @@ class PlasticRNN(EpisodeModel):
         if input_map == "identity" and self.n_in != self.n_hidden:
             raise ValueError(
                 f"input_map='identity' needs n_in == n_hidden, got n_in={self.n_in}, "
-                f"n_hidden={self.n_hidden}; use input_map='linear'"
+                f"n_hidden={self.n_hidden}; use input_map='first' or 'linear'"
             )
+        if input_map == "first" and self.n_in > self.n_hidden:
+            raise ValueError(f"input_map='first' needs n_in <= n_hidden, got n_in={self.n_in}, n_hidden={self.n_hidden}")
         self.input_map = input_map
         self.bias_unit = bool(bias_unit)
         self.clamp = bool(clamp)
-        if self.clamp and input_map != "identity":
-            raise ValueError("clamp=True needs the identity input map (n_in == n_hidden, input_map='identity')")
+        if self.clamp and input_map == "linear":
+            raise ValueError("clamp=True needs the identity or 'first' input map (input_map='identity' or 'first')")
         self.n_units = self.n_hidden + int(self.bias_unit)
 
         if readout == "identity":
@@ -160,25 +180,28 @@ class PlasticRNN(EpisodeModel):
             nn.Linear(self.n_in, self.n_hidden, bias=False) if input_map == "linear" else None
         )
         shape = (self.n_hidden, self.n_units)
-        self.w = nn.Parameter(check_init_std(w_init_std, "w_init_std") * torch.randn(shape))
-        self.alpha = alpha_parameter(alpha, shape, check_init_std(alpha_init_std, "alpha_init_std"))
-        self.eta = UnitIntervalScalar(eta_init, learn=learn_eta, name="eta_init")
+        uniform = self.init == "uniform"
+        draw = torch.rand if uniform else torch.randn
+        self.w = nn.Parameter(check_init_std(w_init_std, "w_init_std") * draw(shape))
+        self.alpha: nn.Parameter | None = None
+        self.eta: UnitIntervalScalar | None = None
+        if plastic:
+            self.alpha = alpha_parameter(alpha, shape, check_init_std(alpha_init_std, "alpha_init_std"), uniform=uniform)
+            self.eta = UnitIntervalScalar(eta_init, learn=learn_eta, name="eta_init")
 
     def extra_repr(self) -> str:
         return (
             f"n_in={self.n_in}, n_out={self.n_out}, n_hidden={self.n_hidden}, rule={self.rule!r}, "
             f"alpha={self.alpha_mode!r}, bias_unit={self.bias_unit}, clamp={self.clamp}, "
-            f"input_map={self.input_map!r}, readout={self.readout_kind!r}"
+            f"input_map={self.input_map!r}, readout={self.readout_kind!r}, plastic={self.plastic}, init={self.init!r}"
         )
 
     def initial_state(self, batch: int) -> PlasticRNNState:
         """Zero activations and zero plastic trace, on ``W``'s device and dtype."""
         check_int("batch", batch)
         like = self.w
-        return PlasticRNNState(
-            y=like.new_zeros(batch, self.n_hidden),
-            hebb=like.new_zeros(batch, self.n_hidden, self.n_units),
-        )
+        rows, cols = (self.n_hidden, self.n_units) if self.plastic else (0, 0)
+        return PlasticRNNState(y=like.new_zeros(batch, self.n_hidden), hebb=like.new_zeros(batch, rows, cols))
 
     def _presynaptic(self, y: Tensor) -> Tensor:
         """``[y, 1]`` with the bias unit, else ``y``: ``[B, n_units]``."""
@@ -186,7 +209,17 @@ class PlasticRNN(EpisodeModel):
             return y
         return torch.cat([y, y.new_ones(y.shape[0], 1)], dim=1)
 
+    def _input(self, x: Tensor) -> Tensor:
+        """``P(x)``: ``[B, n_in]`` -> ``[B, n_hidden]``."""
+        if self.in_proj is not None:
+            return self.in_proj(x)
+        if self.input_map == "first" and self.n_in < self.n_hidden:
+            return torch.cat([x, x.new_zeros(x.shape[0], self.n_hidden - self.n_in)], dim=1)
+        return x
+
     def lean_unsupported(self) -> str | None:
+        if not self.plastic:
+            return "PlasticRNN plastic=False has no lean op (no trace to reconstruct)"
         if self.rule != "hebb":
             return f"PlasticRNN rule={self.rule!r} has no lean op (only rule='hebb')"
         return None
@@ -201,16 +234,21 @@ class PlasticRNN(EpisodeModel):
     def step(self, x: Tensor, state: PlasticRNNState) -> tuple[Tensor, PlasticRNNState]:
         check_step_input(x, self.n_in, state)
         pre = self._presynaptic(state.y)
-        inp = x if self.in_proj is None else self.in_proj(x)
-        y = torch.tanh(plastic_matvec(self.w, self.alpha, state.hebb, pre) + inp)
+        inp = self._input(x)
+        if self.alpha is None or self.eta is None:
+            drive = pre @ self.w.t()
+        else:
+            drive = plastic_matvec(self.w, self.alpha, state.hebb, pre)
+        y = torch.tanh(drive + inp)
         if self.clamp:
             c = (inp != 0).to(y.dtype)
             y = y * (1.0 - c) + inp * c
-        eta = self.eta()
-        if self.rule == "hebb":
-            hebb = hebb_step(state.hebb, pre, y, eta)
+        if self.eta is None:
+            hebb = state.hebb
+        elif self.rule == "hebb":
+            hebb = hebb_step(state.hebb, pre, y, self.eta())
         else:
-            hebb = oja_step(state.hebb, pre, y, eta)
+            hebb = oja_step(state.hebb, pre, y, self.eta())
         out = y[:, : self.n_out] if self.readout is None else self.readout(y)
         return out, PlasticRNNState(y=y, hebb=hebb)
 
@@ -220,8 +258,9 @@ def check_plastic_rnn(model: Any) -> None:
     """Raise ``ValueError`` unless ``model`` is a ``PlasticRNN`` the lean path runs (``rule="hebb"``)."""
     if not isinstance(model, PlasticRNN):
         raise TypeError(f"model must be a spikeplastic.baselines.PlasticRNN, got {type(model).__name__}")
-    if model.rule != "hebb":
-        raise ValueError(f"lean path: PlasticRNN rule={model.rule!r} is not supported (only 'hebb')")
+    reason = model.lean_unsupported()
+    if reason is not None:
+        raise ValueError(f"lean path: {reason}")
 
 
 def plastic_rnn_forward(
@@ -251,7 +290,12 @@ def plastic_rnn_forward(
         # the reference backend maps step by step, like PlasticRNN.step (bit-identical GEMMs)
         return torch.stack([f(z[t]) for t in range(z.shape[0])]) if exact else f(z)
 
-    inp = inputs if model.in_proj is None else per_step(model.in_proj, inputs)
+    if model.in_proj is not None:
+        inp = per_step(model.in_proj, inputs)
+    elif model.n_in < model.n_hidden:  # input_map="first": the added units get no input
+        inp = torch.cat([inputs, inputs.new_zeros(*inputs.shape[:2], model.n_hidden - model.n_in)], dim=-1)
+    else:
+        inp = inputs
     Y, H = hebb_rnn(inp, model.w, model.alpha, model.eta(), state.y, state.hebb, bias_unit=model.bias_unit,
                     clamp=model.clamp, backend=backend, checkpoint_every=checkpoint_every, reconstruct=reconstruct)
     out = Y[:, :, : model.n_out] if model.readout is None else per_step(model.readout, Y)

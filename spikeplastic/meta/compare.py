@@ -76,7 +76,8 @@ class CompareConfig:
     Attributes:
         task: task id. models: model ids. episodes: outer steps per run. seeds: runs per model
         (seeds ``0..seeds-1``). out: output folder. batch, lr: ``None`` uses the task's
-        :func:`~spikeplastic.meta.config.recommended` values. device: as in :class:`TrainConfig`.
+        :func:`~spikeplastic.meta.config.recommended` values (per model where the task sets
+        model-specific ones, e.g. ``pattern50``'s RNN and LSTM). device: as in :class:`TrainConfig`.
         task_kwargs: task overrides. model_kwargs: per model id, keyword overrides for
         ``make_model``. jobs: runs in parallel (each a subprocess). progress: a bar over runs.
         train_overrides: further :class:`TrainConfig` fields for every run.
@@ -129,7 +130,7 @@ class CompareConfig:
             raise ValueError(f"model_kwargs names models not in models: {unknown}")
 
     def train_config(self, model: str, seed: int) -> TrainConfig:
-        rec = recommended(self.task)
+        rec = recommended(self.task, model)
         d: dict[str, Any] = dict(
             task=self.task, model=model, episodes=self.episodes, seed=seed,
             batch=self.batch if self.batch is not None else int(rec["batch"]),
@@ -139,7 +140,7 @@ class CompareConfig:
             task_kwargs=dict(self.task_kwargs), model_kwargs=dict(self.model_kwargs.get(model, {})),
             lean=self.lean,
         )
-        d.update(task_fields(self.task))
+        d.update(task_fields(self.task, model))
         d.update(self.train_overrides)
         return TrainConfig(**d)
 

@@ -19,24 +19,27 @@ MAX_LR = 1.0
 #: Per-task outer-loop defaults, ``{task id: {field: value}}``, built at import from each task's
 #: :class:`~spikeplastic.tasks.TrainDefaults` in the task registry (:data:`spikeplastic.tasks.TASKS`,
 #: where they are set, with their sources): ``lr``, ``batch`` and the :data:`TASK_DEFAULT_FIELDS`
-#: the task sets. Used by the CLI and :mod:`.compare` where not given explicitly;
-#: :class:`TrainConfig` itself has task-independent defaults.
-TASK_DEFAULTS: Mapping[str, Mapping[str, float | int | str]] = {
+#: the task sets (``clip: None`` = no clipping). Per-model replacements (``TrainDefaults.models``)
+#: are applied by :func:`recommended` / :func:`task_fields` given a model. Used by the CLI and
+#: :mod:`.compare` where not given explicitly; :class:`TrainConfig` itself has task-independent defaults.
+TASK_DEFAULTS: Mapping[str, Mapping[str, float | int | str | None]] = {
     name: spec.train.as_dict() for name, spec in TASKS.items()
 }
 
 #: the :data:`TASK_DEFAULTS` keys besides ``lr``/``batch`` (TrainConfig fields)
-TASK_DEFAULT_FIELDS = ("clip", "entropy_kind", "entropy_coef", "adam_eps")
+TASK_DEFAULT_FIELDS = ("clip", "entropy_kind", "entropy_coef", "value_coef", "adam_eps", "lr_decay", "lr_decay_every")
 
 
-def task_fields(task: str) -> dict[str, float | str]:
-    """The :data:`TASK_DEFAULT_FIELDS` that :data:`TASK_DEFAULTS` sets for ``task`` (often none)."""
-    return {k: v for k, v in TASK_DEFAULTS.get(task, {}).items() if k in TASK_DEFAULT_FIELDS}
+def recommended(task: str, model: str | None = None) -> dict[str, float | int | str | None]:
+    """The defaults of ``task`` (for ``model`` where the task sets model-specific ones), as
+    :class:`TrainConfig` fields; ``TrainDefaults()``'s ``{lr: 3e-4, batch: 1}`` for an unknown task."""
+    spec = TASKS.get(task)
+    return (spec.train if spec is not None else TrainDefaults()).as_dict(model)
 
 
-def recommended(task: str) -> dict[str, float | int | str]:
-    """The defaults of :data:`TASK_DEFAULTS` for ``task`` (``TrainDefaults()``: ``{lr: 3e-4, batch: 1}`` otherwise)."""
-    return dict(TASK_DEFAULTS.get(task, TrainDefaults().as_dict()))
+def task_fields(task: str, model: str | None = None) -> dict[str, float | int | str | None]:
+    """The :data:`TASK_DEFAULT_FIELDS` that ``task`` sets (for ``model``; often none)."""
+    return {k: v for k, v in recommended(task, model).items() if k in TASK_DEFAULT_FIELDS}
 
 
 def _int(name: str, v: Any, minimum: int) -> None:

@@ -6,24 +6,28 @@ where the agent starts, is always free: for ``size = 9`` or ``13`` it falls on a
 and the original code clears it too.
 
 Per episode (per batch element) a hidden reward cell is drawn uniformly among the free cells other
-than the centre. Each step, with action ``a`` in ``{0: up (row-1), 1: down (row+1), 2: left
+than the centre (``reward_excludes_centre``; the 2018 code allows the centre too). Each step, with action ``a`` in ``{0: up (row-1), 1: down (row+1), 2: left
 (col-1), 3: right (col+1)}``::
 
     target = pos + delta[a]
     if wall[target]:  reward = -wall_penalty; pos unchanged          (wall hit)
     else:             reward = 0;            pos = target
-    if pos == reward_cell: reward += reward_value; pos = teleport[t]  (random free cell != reward cell)
+    if pos == reward_cell: reward += reward_value; pos = teleport[t]  (random free cell, != reward cell
+                                                                       if ``teleport_excludes_reward``)
 
 Teleport destinations are drawn at :meth:`MazeTask.reset` for every step (``[B, T]``), so the
 random stream used by a batch element does not depend on what the other elements do.
 
 Observation ``[B, n_in]`` at step ``t`` (``t`` = steps taken so far), in this order:
 ``fov`` (9: the 3x3 neighbourhood of the agent, row-major, 1 = wall, 0 = free; the reward cell
-is invisible), ``previous reward`` (0 after reset), ``time`` (``t / episode_steps``), ``bias``
-(1), and -- if ``prev_action_input`` -- the previous action one-hot (4; zeros after reset). We
-include the previous action by default because the Backpropamine maze feeds it back (its inputs
-are the receptive field, reward, time, bias and the one-hot of the last action); set it False for
-the 12-input version of TASKS.md's list.
+is invisible), ``previous reward`` (0 after reset), ``time`` (``t / episode_steps`` with
+``time_input="fraction"``, the raw step count ``t`` with ``"steps"``), ``bias`` (1), and -- if
+``prev_action_input`` -- the previous action one-hot (4; zeros after reset).
+
+Presets (sources in ``docs/REPRODUCTION.md``): :data:`MAZE` is the 2018 maze (``maze/maze.py`` of
+uber-research/differentiable-plasticity: raw step count, no previous action, reward cell anywhere
+free, teleport anywhere free, wall penalty 0.1); :data:`MAZE13` the Backpropamine one
+(``maze/batch.py`` of uber-research/backpropamine: ``t / T``, previous action, no wall penalty).
 
 Episode length ``T = episode_steps``; the harness calls :meth:`step` ``T`` times after
 :meth:`reset`; a further call raises ``RuntimeError``. Discount ``gamma = 0.9``.
@@ -40,9 +44,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..protocol import RLTask
-from ._common import as_device, check_action, check_batch, check_float, check_generator, check_int, randint
+from ._common import (
+    as_device,
+    check_action,
+    check_batch,
+    check_choice,
+    check_float,
+    check_generator,
+    check_int,
+    randint,
+)
 
-__all__ = ["MazeConfig", "MazeTask", "MazeState", "MAZE", "MAZE13", "maze_walls", "ACTION_DELTAS"]
+__all__ = ["MazeConfig", "MazeTask", "MazeState", "MAZE", "MAZE13", "maze_walls", "ACTION_DELTAS", "TIME_INPUTS"]
+
+#: values of :attr:`MazeConfig.time_input`
+TIME_INPUTS = ("fraction", "steps")
 
 #: Row/column offsets of the 4 actions: up, down, left, right.
 ACTION_DELTAS = torch.tensor([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=torch.long)
@@ -59,6 +75,11 @@ class MazeConfig:
         wall_penalty: subtracted when the agent bumps into a wall (reward ``-wall_penalty``).
         gamma: discount factor for A2C.
         prev_action_input: append the previous action one-hot to the observation.
+        time_input: ``"fraction"`` (``t / episode_steps``) or ``"steps"`` (``t``, the 2018 code).
+        reward_excludes_centre: the reward cell is never the start cell (Backpropamine); the
+            2018 code draws it among all free cells.
+        teleport_excludes_reward: the teleport destination is never the reward cell
+            (Backpropamine); the 2018 code draws it among all free cells.
         success_threshold: total episode reward that counts as solved (heuristic).
     """
 
@@ -68,6 +89,9 @@ class MazeConfig:
     wall_penalty: float = 0.1
     gamma: float = 0.9
     prev_action_input: bool = True
+    time_input: str = "fraction"
+    reward_excludes_centre: bool = True
+    teleport_excludes_reward: bool = True
     success_threshold: float = 100.0
 
     def __post_init__(self) -> None:
@@ -78,15 +102,20 @@ class MazeConfig:
         check_float("reward_value", self.reward_value)
         check_float("wall_penalty", self.wall_penalty)
         check_float("gamma", self.gamma, low=0.0, high=1.0)
-        if not isinstance(self.prev_action_input, bool):
-            raise TypeError(f"prev_action_input must be a bool, got {type(self.prev_action_input).__name__}")
+        for name in ("prev_action_input", "reward_excludes_centre", "teleport_excludes_reward"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {type(getattr(self, name)).__name__}")
+        check_choice("time_input", self.time_input, TIME_INPUTS)
         check_float("success_threshold", self.success_threshold)
 
 
-#: Miconi et al. 2018: 9x9, 250 steps.
-MAZE = MazeConfig()
-#: Backpropamine (2019): 13x13, 200 steps (batch 30 is a training-harness setting).
-MAZE13 = MazeConfig(size=13, episode_steps=200)
+#: Miconi et al. 2018 (``maze/maze.py``): 9x9, 250 steps, wall penalty 0.1, raw step count as the time
+#: input, no previous-action input, reward and teleport cells drawn among all free cells.
+MAZE = MazeConfig(prev_action_input=False, time_input="steps", reward_excludes_centre=False,
+                  teleport_excludes_reward=False)
+#: Backpropamine (2019, ``maze/batch.py`` run with ``--msize 13 --eplen 200 --wp 0.0``): 13x13, 200
+#: steps, no wall penalty, ``t / T``, previous action.
+MAZE13 = MazeConfig(size=13, episode_steps=200, wall_penalty=0.0)
 
 
 def maze_walls(size: int) -> Tensor:
@@ -122,7 +151,7 @@ class MazeTask(RLTask):
 
     Example::
 
-        env = MazeTask(MAZE)
+        env = MazeTask(MAZE13)
         obs = env.reset(30, torch.Generator().manual_seed(0))      # [30, 16]
         obs, reward = env.step(torch.zeros(30, dtype=torch.long))   # everyone tries to move up
     """
@@ -147,9 +176,12 @@ class MazeTask(RLTask):
             raise RuntimeError("call reset() before step()/state")
         return self._state
 
-    def _free_index_excluding(self, excluded: Tensor, shape: tuple[int, ...], g: torch.Generator, dev: torch.device) -> Tensor:
-        """Uniform free-cell indices ``[*shape]`` avoiding ``excluded`` (broadcastable): draw from
-        ``n_free - 1`` and skip over the excluded index."""
+    def _free_index_excluding(self, excluded: Tensor | None, shape: tuple[int, ...], g: torch.Generator,
+                              dev: torch.device) -> Tensor:
+        """Uniform free-cell indices ``[*shape]`` avoiding ``excluded`` (broadcastable; ``None``:
+        any free cell): draw from ``n_free - 1`` and skip over the excluded index."""
+        if excluded is None:
+            return randint(0, self.free_cells.shape[0], shape, g, dev)
         u = randint(0, self.free_cells.shape[0] - 1, shape, g, dev)
         return u + (u >= excluded).long()
 
@@ -163,8 +195,10 @@ class MazeTask(RLTask):
         self.free_cells = free
         centre = size // 2
         centre_idx = ((free[:, 0] == centre) & (free[:, 1] == centre)).nonzero()[0, 0]
-        reward_idx = self._free_index_excluding(centre_idx, (b,), g, dev)                    # [B]
-        tele_idx = self._free_index_excluding(reward_idx.unsqueeze(1), (b, self.T), g, dev)  # [B, T]
+        cfg = self.config
+        reward_idx = self._free_index_excluding(centre_idx if cfg.reward_excludes_centre else None, (b,), g, dev)
+        tele_idx = self._free_index_excluding(reward_idx.unsqueeze(1) if cfg.teleport_excludes_reward else None,
+                                              (b, self.T), g, dev)                          # [B, T]
         self._state = MazeState(
             pos=torch.full((b, 2), centre, dtype=torch.long, device=dev),
             reward_pos=free[reward_idx],
@@ -185,7 +219,7 @@ class MazeTask(RLTask):
         parts = [
             fov,
             s.prev_reward.unsqueeze(1),
-            torch.full((b, 1), s.t / self.T, device=dev),
+            torch.full((b, 1), float(s.t) if self.config.time_input == "steps" else s.t / self.T, device=dev),
             torch.ones(b, 1, device=dev),
         ]
         if self.config.prev_action_input:

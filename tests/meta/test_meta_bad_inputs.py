@@ -28,7 +28,7 @@ RUN_FILES = ("checkpoint.pt", "metrics.jsonl")
 
 def _cfg(**kw) -> TrainConfig:
     d = dict(task="pattern", model="rnn", episodes=2, batch=2, progress=False,
-             task_kwargs=TINY_PATTERN, model_kwargs={"n_hidden": 4})
+             task_kwargs=TINY_PATTERN, model_kwargs={"n_hidden": 8})
     d.update(kw)
     return TrainConfig(**d)
 
@@ -192,7 +192,7 @@ def _err_line(err: str, command: str) -> str:
 
 def test_cli_train_into_a_held_run_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    argv = ["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=4", "--episodes", "2", "--out", str(out)]
+    argv = ["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=8", "--episodes", "2", "--out", str(out)]
     assert main(argv) == 0
     before = _bytes(out)
     capsys.readouterr()
@@ -208,7 +208,7 @@ def test_cli_train_into_a_held_run_is_refused(tmp_path: Path, capsys: pytest.Cap
 
 def test_cli_compare_into_held_runs_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cmp"
-    argv = ["compare", *TINY, "--models", "rnn", "--model-kw", "n_hidden=4", "--episodes", "1", "--seeds", "1",
+    argv = ["compare", *TINY, "--models", "rnn", "--model-kw", "n_hidden=8", "--episodes", "1", "--seeds", "1",
             "--out", str(out)]
     assert main(argv) == 0
     run = out / "runs" / "rnn" / "seed0"
@@ -226,7 +226,7 @@ def test_cli_resume_from_an_unreadable_checkpoint(tmp_path: Path, kind: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     p = _corrupt(tmp_path, kind)
     content = p.read_bytes()
-    argv = ["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=4", "--episodes", "2", "--out", str(p.parent)]
+    argv = ["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=8", "--episodes", "2", "--out", str(p.parent)]
     assert main([*argv, "--resume"]) == 2
     line = _err_line(capsys.readouterr().err, "train")
     assert "argument --resume" in line and str(p) in line and CORRUPT[kind] in line, line
@@ -298,7 +298,7 @@ def test_cli_all_skipped_run_exits_nonzero(tmp_path: Path, monkeypatch: pytest.M
     real = PatternTask.loss
     monkeypatch.setattr(PatternTask, "loss", lambda self, o, e: real(self, o, e) * float("nan"))
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=4", "--episodes", "2",
+    assert main(["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=8", "--episodes", "2",
                  "--out", str(out)]) == 1
     line = _err_line(capsys.readouterr().err, "train")
     assert "skipped" in line and "did not train" in line, line
@@ -319,7 +319,7 @@ def test_cli_nonfinite_parameter_exits_nonzero_and_keeps_the_checkpoint(
 
     monkeypatch.setattr(torch.optim.Adam, "step", step)
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=4", "--episodes", "6",
+    assert main(["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=8", "--episodes", "6",
                  "--checkpoint-every", "2", "--out", str(out)]) == 1
     line = _err_line(capsys.readouterr().err, "train")
     assert "became NaN/inf at episode 3" in line and "episode 2) is kept" in line, line

@@ -67,7 +67,7 @@ def test_train_resume_plot(tmp_path, capsys) -> None:
     assert png.stat().st_size > 10_000
     # a rate model has no network to plot
     rate = tmp_path / "rate"
-    assert main(["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=4", "--episodes", "1", "--out", str(rate)]) == 0
+    assert main(["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=8", "--episodes", "1", "--out", str(rate)]) == 0
     capsys.readouterr()
     assert main(["plot", str(rate)]) == 2
     assert "spiking model" in capsys.readouterr().err
@@ -75,7 +75,7 @@ def test_train_resume_plot(tmp_path, capsys) -> None:
 
 def test_resume_with_other_config_is_an_error(tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    base = ["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=4", "--out", str(out)]
+    base = ["train", *TINY, "--model", "rnn", "--model-kw", "n_hidden=8", "--out", str(out)]
     assert main([*base, "--episodes", "1"]) == 0
     assert main([*base, "--episodes", "2", "--resume", "--lr", "0.1"]) == 2
     assert "argument --resume" in capsys.readouterr().err

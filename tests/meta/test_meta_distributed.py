@@ -40,7 +40,7 @@ def test_two_gloo_processes_equal_one(tmp_path, task, model, tkw, mkw) -> None:
     parse = lambda kvs: {k: eval(v) for k, v in (s.split("=") for s in kvs)}  # noqa: E731
     dist = load_checkpoint(out)
     # the CLI adds the task's defaults (cue: clip 2, Simpson penalty, Adam eps); use the same ones
-    extra = task_fields(task)
+    extra = task_fields(task, model)
     single = train(TrainConfig(task=task, model=model, episodes=3, batch=4, lr=0.01, progress=False,
                                task_kwargs=parse(tkw), model_kwargs=parse(mkw), **extra))
     assert {k: dist["config"][k] for k in extra} == extra

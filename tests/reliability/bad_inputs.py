@@ -168,7 +168,7 @@ def _cfg(ws: Workspace, out: Path | str | None, **kw: Any) -> Any:
     from spikeplastic.meta import TrainConfig
 
     d: dict[str, Any] = dict(task="pattern", model="rnn", episodes=2, batch=2, progress=False,
-                             task_kwargs=TINY_TASK_KW, model_kwargs={"n_hidden": 4},
+                             task_kwargs=TINY_TASK_KW, model_kwargs={"n_hidden": 8},
                              out=None if out is None else str(out))
     d.update(kw)
     return TrainConfig(**d)
@@ -325,7 +325,7 @@ def _api() -> list[BadInput]:
 
 def _cli() -> list[BadInput]:
     C = "cli"
-    rnn = ["--model", "rnn", "--model-kw", "n_hidden=4", "--episodes", "2"]
+    rnn = ["--model", "rnn", "--model-kw", "n_hidden=8", "--episodes", "2"]
     snn = ["--model", "snn-stdp", "--episodes", "1"]
     cases = [
         BadInput("train into a folder holding a run, no --resume/--overwrite", C,

@@ -29,15 +29,34 @@ def test_layout_9x9() -> None:
 
 
 def test_presets() -> None:
-    assert (MAZE.size, MAZE.episode_steps, MAZE.gamma) == (9, 250, 0.9)
-    assert (MAZE13.size, MAZE13.episode_steps) == (13, 200)
+    assert (MAZE.size, MAZE.episode_steps, MAZE.gamma, MAZE.wall_penalty) == (9, 250, 0.9, 0.1)
+    assert (MAZE13.size, MAZE13.episode_steps, MAZE13.wall_penalty) == (13, 200, 0.0)
     w = maze_walls(13)
     assert not w[6, 6] and w[2, 2] and w[0].all() and w[:, 12].all() and not w[1, 1]
-    assert MazeTask(MAZE13).n_in == 16 and MazeTask(MazeConfig(prev_action_input=False)).n_in == 12
+    assert MazeTask(MAZE13).n_in == 16 and MazeTask(MAZE).n_in == 12
+
+
+def test_2018_rules_raw_time_and_unrestricted_draws(gen) -> None:
+    """The 2018 maze: time input = raw step count, no previous action, the reward cell may be the
+    start cell and a teleport may land on the reward cell (maze/maze.py, lines 305-309, 344, 380-385)."""
+    env = MazeTask(MAZE)
+    obs = env.reset(512, gen(0))
+    assert obs.shape == (512, 12) and (obs[:, 10] == 0).all() and (obs[:, 11] == 1).all()
+    s = env.state
+    assert ((s.reward_pos == 4).all(dim=1)).any()                          # the centre is allowed
+    assert (s.teleports == s.reward_pos.unsqueeze(1)).all(dim=-1).any()    # so is the reward cell
+    assert not env.walls[s.teleports[..., 0], s.teleports[..., 1]].any()
+    for _ in range(3):
+        obs, _ = env.step(torch.zeros(512, dtype=torch.long))
+    assert (obs[:, 10] == 3.0).all()
+    with pytest.raises(ValueError, match="time_input"):
+        MazeConfig(time_input="t/T")
+    with pytest.raises(TypeError, match="reward_excludes_centre"):
+        MazeConfig(reward_excludes_centre=1)  # type: ignore[arg-type]
 
 
 def test_reset_observation_and_draws(gen) -> None:
-    env = MazeTask(MAZE)
+    env = MazeTask(MazeConfig())
     obs = env.reset(64, gen(0))
     s = env.state
     assert obs.shape == (64, 16)
@@ -53,7 +72,7 @@ def test_reset_observation_and_draws(gen) -> None:
 
 
 def test_wall_hit_penalty_and_fov(gen) -> None:
-    env = MazeTask(MAZE)
+    env = MazeTask(MazeConfig())
     env.reset(1, gen(0))
     env._state = env.state._replace(reward_pos=torch.tensor([[7, 7]]))  # out of the way
     up = torch.tensor([UP])
@@ -68,7 +87,7 @@ def test_wall_hit_penalty_and_fov(gen) -> None:
 
 
 def test_reward_and_teleport(gen) -> None:
-    env = MazeTask(MAZE)
+    env = MazeTask(MazeConfig())
     env.reset(2, gen(1))
     env._state = env.state._replace(reward_pos=torch.tensor([[3, 4], [4, 5]]))
     tele = env.state.teleports[:, 0]
@@ -126,7 +145,7 @@ def test_batch_matches_per_element_loop(gen) -> None:
 
 
 def test_determinism_and_seeds(gen) -> None:
-    env = MazeTask(MAZE)
+    env = MazeTask(MazeConfig())
     env.reset(8, gen(4))
     a = env.state
     env.reset(8, gen(4))

@@ -17,6 +17,8 @@ SMALL = {
     "maze": {"episode_steps": 20},
     "maze13": {"episode_steps": 20},
     "cue": {"episode_steps": 30},
+    "maze-cpu": {"episode_steps": 20},
+    "maze13-cpu": {"episode_steps": 20},
     "cue-small": {},
 }
 
@@ -39,33 +41,35 @@ def test_registry_ids_and_errors() -> None:
 
 
 def test_each_task_holds_its_training_defaults() -> None:
-    """The registry is the one place of each task's outer-loop defaults (the values that
-    meta.config.TASK_DEFAULTS spelled out before, unchanged); meta.config, the CLI and compare read them."""
+    """The registry is the one place of each task's outer-loop defaults; meta.config, the CLI and
+    compare read them (the values themselves: tests/tasks/test_tasks_presets.py)."""
     from spikeplastic.meta.config import TASK_DEFAULTS, recommended, task_fields
     from spikeplastic.tasks import TrainDefaults
 
-    expected = {
-        "pattern": {"lr": 3e-4, "batch": 1},
-        "pattern50": {"lr": 3e-4, "batch": 1},
-        "images": {"lr": 1e-4, "batch": 1},
-        "oneshot": {"lr": 3e-5, "batch": 1},
-        "maze": {"lr": 1e-4, "batch": 30},
-        "maze13": {"lr": 1e-4, "batch": 30},
-        "cue": {"lr": 1e-4, "batch": 30, "clip": 2.0, "entropy_kind": "simpson", "entropy_coef": 0.1,
-                "adam_eps": 1e-6},
-        "cue-small": {"lr": 1e-3, "batch": 16, "clip": 2.0, "entropy_kind": "shannon", "entropy_coef": 0.03,
-                      "adam_eps": 1e-6},
-    }
-    assert {k: spec.train.as_dict() for k, spec in TASKS.items()} == expected
-    assert TASK_DEFAULTS == expected
-    assert recommended("cue") == expected["cue"] and recommended("unknown") == {"lr": 3e-4, "batch": 1}
-    assert recommended("unknown") == TrainDefaults().as_dict()
+    assert {k: spec.train.as_dict() for k, spec in TASKS.items()} == TASK_DEFAULTS
+    assert recommended("cue") == TASK_DEFAULTS["cue"] and recommended("unknown") == {"lr": 3e-4, "batch": 1}
+    assert recommended("unknown") == TrainDefaults().as_dict() == recommended("unknown", "rnn")
+    assert recommended("pattern50", "rnn")["lr"] == 3e-5 and recommended("pattern50")["lr"] == 3e-4
     assert task_fields("cue-small") == {"clip": 2.0, "entropy_kind": "shannon", "entropy_coef": 0.03, "adam_eps": 1e-6}
-    assert task_fields("maze") == {}
+    assert task_fields("pattern") == {"clip": None} and task_fields("pattern", "snn-stdp") == {"clip": 10.0}
     assert {k for k, spec in TASKS.items() if spec.data_field} == {"oneshot", "images"}
     for k, spec in TASKS.items():  # the --data field is a field of the task's config
         if spec.data_field is not None:
             assert hasattr(spec.config, spec.data_field), k
+
+
+def test_train_defaults_validation() -> None:
+    from spikeplastic.tasks import TrainDefaults
+
+    with pytest.raises(TypeError, match=r"models\['rnn'\].*lrr"):
+        TrainDefaults(models={"rnn": {"lrr": 1.0}})
+    with pytest.raises(TypeError, match="models"):
+        TrainDefaults(models=[("rnn", {})])  # type: ignore[arg-type]
+    d = TrainDefaults(lr=1e-3, clip=0, models={"rnn": {"clip": 5.0}})
+    assert d.as_dict() == {"lr": 1e-3, "batch": 1, "clip": None} and d.as_dict("rnn")["clip"] == 5.0
+    with pytest.raises(TypeError):
+        d.models["rnn"]["clip"] = 1.0  # type: ignore[index]
+
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_generic_task_contract(name: str, gen) -> None:
