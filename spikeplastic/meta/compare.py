@@ -276,7 +276,8 @@ def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> 
     w = results["window"]
     rows = results["rows"]
     held = [r for r in rows if r.get("held_out_mean") is not None]
-    intro = (f"Train metric: the training batches' metric over the last {w} steps of each run, mean over seeds "
+    steps = f"{w} step" + ("s" if w != 1 else "")
+    intro = (f"Train metric: the training batches' metric over the last {steps} of each run, mean over seeds "
              "± 95% t-interval. ")
     held_col = ""
     if held:
@@ -297,7 +298,7 @@ def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         "Peak RSS: max over seeds of a fresh process per run (includes interpreter + torch, "
         f"~{np.median([r['baseline_rss_mb'] for r in rows]):.0f} MB before the model).",
         "",
-        f"| model | params | train metric, last {w} steps (mean ± 95% CI) |{held_col} episodes to threshold (median) "
+        f"| model | params | train metric, last {steps} (mean ± 95% CI) |{held_col} episodes to threshold (median) "
         "| s/episode | peak RSS (MB) |",
         "|---|---:|---:|" + ("---:|" if held else "") + "---:|---:|---:|",
     ]

@@ -97,7 +97,7 @@ def test_compare_writes_results(tmp_path) -> None:
             run = json.loads((out / "runs" / r["model"] / f"seed{s}" / "held_out.json").read_text())
             assert run["mean"] == v and run["n"] == 1000 and len(run["values"]) == 1000 and run["seed"] == s + 3_000_017
     md = (out / "results.md").read_text()
-    assert ("| model | params | train metric, last 1 steps (mean ± 95% CI) | held-out metric, 1000 episodes, test split "
+    assert ("| model | params | train metric, last 1 step (mean ± 95% CI) | held-out metric, 1000 episodes, test split "
             "(mean ± 95% CI) | episodes to threshold (median) | s/episode | peak RSS (MB) |") in md
     assert md.count("\n| ") == 3  # header + 2 rows
     assert (out / "curves.png").stat().st_size > 10_000
