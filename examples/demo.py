@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     cmp_eps = 4 if args.quick else 120
     compare(CompareConfig(task="pattern50", models=("snn-stdp", "rate-hebb", "snn-static"), episodes=cmp_eps,
                           seeds=1 if args.quick else 3, batch=8, lr=3e-3, out=str(out / "compare"), jobs=2,
-                          progress=False, overwrite=args.overwrite))
+                          progress=False, overwrite=args.overwrite, eval_episodes=32 if args.quick else 1000))
     print((out / "compare" / "results.md").read_text())
     print(f"learning curves: {out / 'compare' / 'curves.png'}")
 

@@ -9,7 +9,7 @@ episode (higher is better).
 """
 from __future__ import annotations
 
-from _common import episodes, parser
+from _common import episodes, eval_episodes, parser
 
 from spikeplastic.meta.compare import CompareConfig, compare
 
@@ -28,7 +28,7 @@ def main() -> None:
                           seeds=1 if args.quick else args.seeds, batch=4 if args.quick else args.batch,
                           out=args.out, task_kwargs=quick,
                           model_kwargs={m: {"n_hidden": 16 if args.quick else args.hidden} for m in models},
-                          progress=not args.no_progress, overwrite=args.overwrite))
+                          progress=not args.no_progress, overwrite=args.overwrite, eval_episodes=eval_episodes(args)))
     print(open(f"{args.out}/results.md").read())
 
 

@@ -14,7 +14,7 @@ loss keeps falling (the loss trades a few sign errors for larger margins on the 
 """
 from __future__ import annotations
 
-from _common import episodes, parser
+from _common import episodes, eval_episodes, parser
 
 from spikeplastic.meta.compare import CompareConfig, compare
 
@@ -30,7 +30,7 @@ def main() -> None:
     res = compare(CompareConfig(task="pattern50", models=tuple(args.models.split(",")), episodes=episodes(args),
                                 seeds=1 if args.quick else args.seeds, lr=args.lr, batch=args.batch, out=args.out,
                                 jobs=args.jobs, progress=not args.no_progress,
-                                overwrite=args.overwrite))
+                                overwrite=args.overwrite, eval_episodes=eval_episodes(args)))
     print(open(f"{args.out}/results.md").read())
     del res
 
