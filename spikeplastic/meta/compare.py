@@ -290,6 +290,10 @@ def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         intro += (f"Held-out metric: each run's final network on {r0['held_out_episodes']} held-out episodes, "
                   f"{r0['held_out_split']} split ({data[0] if len(data) == 1 else 'per seed in results.json'}), "
                   f"{seeds_ci}. ")
+        unchecked = sum(c is False for r in held for c in r.get("held_out_split_checked", []))
+        if unchecked:
+            intro += (f"**{unchecked} run(s) predate the checkpoint's record of its data splits: their training may "
+                      "have sampled the held-out data.** ")
         held_col = f" held-out metric, {r0['held_out_episodes']} episodes, {r0['held_out_split']} split (mean ± 95% CI) |"
     lines = [
         f"# {results['task']}: {results['episodes']} episodes x {results['seeds']} seeds",

@@ -53,6 +53,10 @@ def test_summarize_held_out_beside_train_metric(tmp_path) -> None:
     md = (tmp_path / "r.md").read_text()
     assert "| train metric, last 2 steps (mean ± 95% CI) | held-out metric, 1000 episodes, test split (mean ± 95% CI) |" in md
     assert f"| a | 10 | 0.5 ± 0 | {mean:.4g} ± {half:.4g} |" in md and "(test split: 100 classes)" in md
+    assert "predate" not in md
+    runs["b"][1]["held_out"]["split_checked"] = False                 # a checkpoint without the split record
+    write_markdown(summarize(cfg, runs, 0.9, True), tmp_path / "u.md")
+    assert "1 run(s) predate the checkpoint's record" in (tmp_path / "u.md").read_text()
     none = summarize(cfg, {m: [dict(r, held_out=None) for r in v] for m, v in runs.items()}, 0.9, True)
     assert none["held_out"] is None and none["rows"][0]["held_out_mean"] is None
     write_markdown(none, tmp_path / "n.md")
