@@ -14,8 +14,18 @@ def parser(doc: str, *, episodes: int, quick_episodes: int, out: str) -> argpars
     ap.add_argument("--out", default=out, help=f"output folder (default {out})")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--overwrite", action="store_true", help="replace the runs that --out already holds")
+    ap.add_argument("--eval-episodes", type=int, default=None,
+                    help="held-out episodes per run's final network (default 1000; --quick: 32; 0: none)")
     ap.set_defaults(_episodes=episodes, _quick_episodes=quick_episodes)
     return ap
+
+
+def eval_episodes(args: argparse.Namespace) -> int:
+    """Held-out episodes per run (``compare``'s ``eval_episodes``): ``--eval-episodes``, else 32 with
+    ``--quick``, else 1000."""
+    if args.eval_episodes is not None:
+        return args.eval_episodes
+    return 32 if args.quick else 1000
 
 
 def episodes(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ episode (higher is better; chance 0).
 """
 from __future__ import annotations
 
-from _common import episodes, parser
+from _common import episodes, eval_episodes, parser
 
 from spikeplastic.meta.compare import CompareConfig, compare
 
@@ -39,7 +39,8 @@ def main() -> None:
                           lr=args.lr, batch=4 if args.quick else args.batch, out=args.out, jobs=args.jobs,
                           device=args.device, task_kwargs={"episode_steps": 20} if args.quick else {},
                           model_kwargs={m: {"n_hidden": hidden} for m in models} if hidden else {},
-                          resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress))
+                          resume=args.resume, overwrite=args.overwrite, eval_episodes=eval_episodes(args),
+                          progress=not args.no_progress))
     print(open(f"{args.out}/results.md").read())
 
 

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     cmp_eps = 4 if args.quick else 120
     compare(CompareConfig(task="pattern50", models=("snn-stdp", "rate-hebb", "snn-static"), episodes=cmp_eps,
                           seeds=1 if args.quick else 3, batch=8, lr=3e-3, out=str(out / "compare"), jobs=2,
-                          progress=False, overwrite=args.overwrite, train_overrides={"clip": 10.0}))
+                          progress=False, overwrite=args.overwrite, train_overrides={"clip": 10.0},
+                          eval_episodes=32 if args.quick else 200))
     print((out / "compare" / "results.md").read_text())
     print(f"learning curves: {out / 'compare' / 'curves.png'}")
 

@@ -9,7 +9,7 @@ each shown 3 times; then one with its top or bottom half zeroed. ``rate-hebb`` i
 """
 from __future__ import annotations
 
-from _common import episodes, parser
+from _common import episodes, eval_episodes, parser
 
 from spikeplastic.meta.compare import CompareConfig, compare
 
@@ -25,7 +25,7 @@ def main() -> None:
         tk.update(patch_size=16, present_steps=4)
     compare(CompareConfig(task="images", models=tuple(args.models.split(",")), episodes=episodes(args),
                           seeds=args.seeds, out=args.out, task_kwargs=tk, progress=not args.no_progress,
-                          overwrite=args.overwrite))
+                          overwrite=args.overwrite, eval_episodes=eval_episodes(args)))
     print(open(f"{args.out}/results.md").read())
 
 

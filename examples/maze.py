@@ -11,7 +11,7 @@ task); ``maze-cpu`` / ``maze13-cpu`` are their CPU reductions. Batch and sizes a
 """
 from __future__ import annotations
 
-from _common import episodes, parser
+from _common import episodes, eval_episodes, parser
 
 from spikeplastic.meta.compare import CompareConfig, compare
 
@@ -31,7 +31,7 @@ def main() -> None:
                           seeds=1 if args.quick else args.seeds, batch=4 if args.quick else args.batch,
                           out=args.out, task_kwargs=quick,
                           model_kwargs={m: {"n_hidden": hidden} for m in models} if hidden else {},
-                          progress=not args.no_progress, overwrite=args.overwrite))
+                          progress=not args.no_progress, overwrite=args.overwrite, eval_episodes=eval_episodes(args)))
     print(open(f"{args.out}/results.md").read())
 
 

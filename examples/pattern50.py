@@ -17,7 +17,7 @@ other bits).
 """
 from __future__ import annotations
 
-from _common import episodes, parser
+from _common import episodes, eval_episodes, parser
 
 from spikeplastic.meta.compare import CompareConfig, compare
 
@@ -34,7 +34,7 @@ def main() -> None:
     res = compare(CompareConfig(task="pattern50", models=tuple(args.models.split(",")), episodes=episodes(args),
                                 seeds=1 if args.quick else args.seeds, lr=args.lr or None, batch=args.batch or None,
                                 out=args.out, jobs=args.jobs, progress=not args.no_progress, overwrite=args.overwrite,
-                                train_overrides={"clip": args.clip or None}))
+                                train_overrides={"clip": args.clip or None}, eval_episodes=eval_episodes(args)))
     print(open(f"{args.out}/results.md").read())
     del res
 

@@ -11,7 +11,7 @@ low-pass trace of the spikes. ``snn-static`` is the same network without plastic
 """
 from __future__ import annotations
 
-from _common import episodes, parser
+from _common import episodes, eval_episodes, parser
 
 from spikeplastic.meta.compare import CompareConfig, compare
 
@@ -26,7 +26,8 @@ def main() -> None:
     args = ap.parse_args()
     compare(CompareConfig(task=args.task, models=tuple(args.models.split(",")), episodes=episodes(args),
                           seeds=1 if args.quick else args.seeds, lr=args.lr, batch=args.batch, out=args.out,
-                          progress=not args.no_progress, overwrite=args.overwrite))
+                          progress=not args.no_progress, overwrite=args.overwrite,
+                          eval_episodes=eval_episodes(args)))
     print(open(f"{args.out}/results.md").read())
 
 

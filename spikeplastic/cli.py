@@ -6,6 +6,7 @@
     spikeplastic train --task pattern --model rate-hebb --episodes 1000 --out runs/p --resume
     spikeplastic compare --task pattern50 --models rate-hebb,rnn --episodes 300 --seeds 3 --out runs/cmp
     spikeplastic compare ... --episodes 600 --out runs/cmp --resume     # extends / finishes those runs
+    spikeplastic evaluate runs/p --episodes 1000       # held-out metric, 95% CI; writes runs/p/held_out.json
     spikeplastic plot runs/snn/checkpoint.pt --out raster.png
     spikeplastic export runs/snn/checkpoint.pt --out lava_net/ --mode fixed
     spikeplastic verify runs/snn/checkpoint.pt --json           # on episodes of the checkpoint's own task
@@ -20,6 +21,12 @@ task at an Omniglot folder and the ``images`` task at CIFAR-10.
 
 ``train`` and ``compare`` refuse an ``--out`` folder that already holds a run unless given
 ``--resume`` (continue it) or ``--overwrite`` (replace it).
+
+``evaluate RUN`` runs a trained network on held-out episodes (the task's test split where it has
+one, always a seed stream training never used; :mod:`spikeplastic.meta.heldout`), prints one line
+(metric ± 95% CI, its method, n, split) and writes the result as JSON (``--out``, default
+``RUN/held_out.json``, beside the checkpoint). ``compare`` does it for every run
+(``--eval-episodes``, default 1000; 0 skips it) and shows the held-out metric beside the training one.
 
 Exit codes: 0 success; 1 a run failed (e.g. every optimiser step was skipped as NaN/inf, or a
 parameter became NaN/inf) or a needed component is missing; 2 bad arguments, including an
@@ -153,11 +160,14 @@ def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _make_task(args: argparse.Namespace) -> Any:
+    """The task of ``args`` (with ``train``: its random data split drawn with ``--seed``, as the
+    trainer's own build would, :func:`spikeplastic.meta.build.run_task_kwargs`)."""
+    from .meta.build import run_task_kwargs
     from .tasks import TASKS, make_task
 
     if args.task not in TASKS:
         raise UsageError("--task", f"unknown task {args.task!r}; expected one of {sorted(TASKS)}")
-    kw = _task_kwargs(args)
+    kw = run_task_kwargs(args.task, _task_kwargs(args), getattr(args, "seed", 0))
     try:
         return make_task(args.task, **kw)
     except (FileNotFoundError, NotADirectoryError) as e:
@@ -315,7 +325,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         task=args.task, models=tuple(models), episodes=args.episodes, seeds=args.seeds, out=args.out,
         batch=args.batch, lr=args.lr, device=args.device, task_kwargs=_task_kwargs(args),
         model_kwargs={m: kw for m, kw in per_model.items() if kw}, jobs=args.jobs, progress=not args.no_progress,
-        lean=args.lean, resume=args.resume, overwrite=args.overwrite,
+        lean=args.lean, resume=args.resume, overwrite=args.overwrite, eval_episodes=args.eval_episodes,
         train_overrides=_decay_overrides(args),
     )
     _fresh_or_flagged(args.out, args.resume, args.overwrite,
@@ -326,6 +336,41 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"spikeplastic compare: {e}", file=sys.stderr)
         return 1
     print(Path(args.out, "results.md").read_text())
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .meta.checkpoint import CHECKPOINT_NAME, CheckpointError
+    from .meta.heldout import HELD_OUT_NAME, evaluate
+
+    run = Path(args.run)
+    if not run.exists():
+        raise UsageError("RUN", f"nothing at {args.run!r} (expected a run folder written by 'spikeplastic train "
+                                "--out', or its checkpoint.pt)")
+    if run.is_dir() and not (run / CHECKPOINT_NAME).is_file():
+        raise UsageError("RUN", f"the folder {args.run!r} holds no {CHECKPOINT_NAME} (expected a run folder written "
+                                "by 'spikeplastic train --out', or a checkpoint file)")
+    out = Path(args.out) if args.out is not None else (run if run.is_dir() else run.parent) / HELD_OUT_NAME
+    if out.is_dir():
+        raise UsageError("--out", f"expected a JSON file path, got the folder {str(out)!r}")
+    if not out.parent.is_dir():
+        raise UsageError("--out", f"the folder of {str(out)!r} does not exist")
+    _check_device(args.device)
+    if args.data is not None and not args.data.is_dir():
+        raise UsageError("--data", f"no folder at {str(args.data)!r}")
+    try:
+        res = evaluate(run, episodes=args.episodes, split=args.split, batch=args.batch, seed=args.seed,
+                       device=args.device, untrained=args.untrained, data=args.data)
+    except CheckpointError as e:
+        raise UsageError("RUN", str(e)) from None
+    except FileNotFoundError as e:  # the checkpoint is there (checked above): the run's dataset is not
+        raise UsageError("--data", f"the run's dataset was not found ({e}); pass --data DIR where it is now") from None
+    except ValueError as e:
+        msg = str(e)
+        raise UsageError("--data" if msg.startswith("data:") else "RUN", f"cannot evaluate {args.run!r}: {msg}") from None
+    res.write(out)
+    print(res.line())
+    print(f"written to {out}", file=sys.stderr)
     return 0
 
 
@@ -462,7 +507,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue each run from OUT/runs/MODEL/seedS/checkpoint.pt where one exists (up to --episodes)")
     p.add_argument("--overwrite", action="store_true", help="replace the runs that OUT already holds (without it, "
                                                              "run folders holding a run are refused unless --resume)")
+    p.add_argument("--eval-episodes", type=_nonneg_int, default=1000, metavar="N",
+                   help="held-out episodes per run's final network, shown beside the training metric "
+                        "(default 1000; 0: none)")
     p.set_defaults(fn=_cmd_compare)
+
+    p = sub.add_parser("evaluate", help="a trained run's metric on held-out episodes, with its 95%% CI",
+                       description="Run a trained network on held-out episodes: the task's test split where it has "
+                                   "one (oneshot: test classes; images: test images), always episodes from a seed "
+                                   "stream training never used (run seed + 3000017). Prints the metric with its 95%% "
+                                   "CI (oneshot's accuracy: Wilson binomial; otherwise mean ± 1.96 SE) and writes it "
+                                   "as JSON. RL tasks sample their actions from the policy.")
+    p.add_argument("run", metavar="RUN", help="run folder (holding checkpoint.pt) or a checkpoint file")
+    p.add_argument("--episodes", type=_positive_int, default=1000, help="held-out episodes (default 1000)")
+    p.add_argument("--split", choices=["test", "train"], default="test",
+                   help="data split of the episodes (default test; train: the training data on new episodes)")
+    p.add_argument("--batch", type=_positive_int, default=None, help="episodes per batch (default min(EPISODES, 32))")
+    p.add_argument("--seed", type=_nonneg_int, default=None,
+                   help="seed of the held-out stream (default: the run's seed + 3000017)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="where to write the result (default RUN/held_out.json)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="the run's dataset folder, where it has moved since training (oneshot: Omniglot, images: CIFAR-10)")
+    p.add_argument("--untrained", action="store_true",
+                   help="evaluate the run's initial network instead (the baseline training improved on)")
+    p.set_defaults(fn=_cmd_evaluate)
 
     p = sub.add_parser("plot", help="spike raster and weight/trace evolution of a spiking checkpoint")
     p.add_argument("checkpoint", metavar="CKPT")

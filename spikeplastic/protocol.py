@@ -153,10 +153,31 @@ class SupervisedTask(ABC):
     #: metric value that counts as "solved" (compared with ``higher_is_better``)
     success_threshold: float
     higher_is_better: bool = False
+    #: The disjoint data splits (sets of classes or images) that ``sample(..., split=...)`` accepts,
+    #: ``("train", "test")`` where the task has them: the trainer samples ``"train"`` only, held-out
+    #: evaluation ``"test"``. Empty (default): every episode draws new random data, and ``sample``
+    #: takes no ``split`` (held out then means episodes from a seed stream training never uses).
+    data_splits: tuple[str, ...] = ()
+    #: ``True`` when one episode's metric is 0 or 1 (one answer, right or wrong) and the batch metric
+    #: is their mean, as for a query accuracy: a held-out evaluation then reports a binomial interval.
+    metric_is_binary: bool = False
 
     @abstractmethod
     def sample(self, batch: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Episode:
         """Draw ``batch`` independent episodes (deterministic given ``generator``)."""
+
+    def split_items(self, split: str) -> tuple[str, ...]:
+        """Names of the data items (classes, source images, files) that ``split`` draws from; ``()``
+        for a task without :attr:`data_splits`. Tasks with data splits override it."""
+        return ()
+
+    def describe_split(self, split: str) -> str:
+        """One line saying what ``split`` holds (tasks with :attr:`data_splits` say more)."""
+        if not self.data_splits:
+            return "no data split: every episode draws new random data"
+        items = self.split_items(split)
+        shown = ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
+        return f"{split} split: {len(items)} items ({shown})"
 
     @abstractmethod
     def loss(self, outputs: Tensor, episode: Episode) -> Tensor:

@@ -1,9 +1,13 @@
 """Child process of :mod:`spikeplastic.meta.compare`: one training run, then its peak memory.
 
-Usage: ``python -m spikeplastic.meta._worker CONFIG.json RESULT.json [--resume | --overwrite]``. ``CONFIG.json``
-holds a ``TrainConfig.to_dict()``; ``RESULT.json`` receives the run summary with ``peak_rss_mb``
-(the process's resident-set high-water mark, ``getrusage(RUSAGE_SELF).ru_maxrss``, at the end) and
-``baseline_rss_mb`` (the same after imports and task construction, before the model is built).
+Usage: ``python -m spikeplastic.meta._worker CONFIG.json RESULT.json [--resume | --overwrite] [--eval-episodes N]``.
+``CONFIG.json`` holds a ``TrainConfig.to_dict()``; ``RESULT.json`` receives the run summary with
+``peak_rss_mb`` (the process's resident-set high-water mark, ``getrusage(RUSAGE_SELF).ru_maxrss``,
+at the end of training, before the held-out evaluation) and ``baseline_rss_mb`` (the same after
+imports and task construction, before the model is built). ``--eval-episodes N`` (N >= 1): then
+evaluate the final checkpoint on N held-out episodes (:func:`spikeplastic.meta.heldout.evaluate_cached`:
+``held_out.json`` in the run folder, reused when it holds this network's evaluation) and add it to
+the summary as ``held_out`` (without the per-episode values).
 ``--resume``: continue from ``config.out/checkpoint.pt`` when it exists (memory figures are then
 those of the resuming process; without a checkpoint the run starts afresh, replacing what an
 earlier attempt logged). ``--overwrite``: start afresh even if the folder holds a run.
@@ -51,17 +55,30 @@ def main(argv: list[str]) -> int:
     from .build import build_task
     from .checkpoint import CHECKPOINT_NAME
     from .config import TrainConfig
+    from .heldout import HELD_OUT_NAME, evaluate_cached
     from .trainer import Trainer, TrainingError
 
-    flags = argv[2:]
-    if len(argv) < 2 or len(flags) > 1 or not set(flags) <= {"--resume", "--overwrite"}:
-        raise SystemExit("usage: python -m spikeplastic.meta._worker CONFIG.json RESULT.json [--resume | --overwrite]")
+    usage = ("usage: python -m spikeplastic.meta._worker CONFIG.json RESULT.json [--resume | --overwrite] "
+             "[--eval-episodes N]")
+    flags = list(argv[2:])
+    eval_episodes = 0
+    if "--eval-episodes" in flags:
+        i = flags.index("--eval-episodes")
+        try:
+            eval_episodes = int(flags[i + 1])
+        except (IndexError, ValueError):
+            raise SystemExit(usage) from None
+        del flags[i:i + 2]
+    if len(argv) < 2 or len(flags) > 1 or not set(flags) <= {"--resume", "--overwrite"} or eval_episodes < 0:
+        raise SystemExit(usage)
     cfg_path, out_path = argv[:2]
     with open(cfg_path) as fh:
         config = TrainConfig.from_dict(json.load(fh))
     has_ckpt = config.out is not None and (Path(config.out) / CHECKPOINT_NAME).is_file()
     resume = "--resume" in flags and has_ckpt
     overwrite = "--overwrite" in flags or ("--resume" in flags and not has_ckpt)
+    if overwrite and config.out is not None:  # the run is replaced: its earlier evaluation must not outlive it
+        (Path(config.out) / HELD_OUT_NAME).unlink(missing_ok=True)
     task = build_task(config)
     baseline = _rss_mb()
     t0 = time.perf_counter()
@@ -73,8 +90,11 @@ def main(argv: list[str]) -> int:
     out = {
         "model": config.model, "seed": config.seed, "episodes": res.episodes, "n_params": res.n_params,
         "final_metric": res.final_metric, "seconds": time.perf_counter() - t0, "skipped": res.skipped,
-        "peak_rss_mb": _rss_mb(), "baseline_rss_mb": baseline,
+        "peak_rss_mb": _rss_mb(), "baseline_rss_mb": baseline, "held_out": None,
     }
+    if eval_episodes and config.out is not None:
+        out["held_out"] = evaluate_cached(config.out, episodes=eval_episodes,
+                                          device=config.device).to_dict(values=False)
     with open(out_path, "w") as fh:
         json.dump(out, fh)
     return 0

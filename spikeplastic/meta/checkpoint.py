@@ -13,6 +13,9 @@ loads with ``torch.load(path, weights_only=True)``. Keys::
     n_params          trainable scalars
     ir                None, or {"header": JSON str, "arrays": {key: float64 tensor}} -- the
                       model's spikeplastic Network as NetworkIR.to_dict(); see :func:`load_ir`
+    data_splits       None, or {split: [item names]} of a task with data splits (classes, source
+                      images, batch files), as the run built them; checked by held-out evaluation
+                      (absent from checkpoints written before it existed)
     versions          {"spikeplastic": ..., "torch": ...}
 """
 from __future__ import annotations

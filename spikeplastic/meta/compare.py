@@ -6,13 +6,21 @@ r"""Run several models on one task over several seeds; summarise as JSON, markdo
     compare(CompareConfig(task="pattern50", models=("rate-hebb", "rnn"), episodes=300, seeds=3, out="runs/cmp"))
 
 writes ``out/results.json``, ``out/results.md``, ``out/curves.png`` and one training folder per
-run (``out/runs/<model>/seed<k>/``: ``metrics.jsonl``, ``checkpoint.pt``, ``run.json``).
+run (``out/runs/<model>/seed<k>/``: ``metrics.jsonl``, ``checkpoint.pt``, ``run.json``,
+``held_out.json``).
 
 Definitions (per run; ``W = max(1, min(50, episodes // 10))`` episodes):
 
 - *smoothed curve*: trailing mean of the training metric over ``W`` episodes;
-- *final metric*: mean training metric of the last ``W`` episodes; reported as the mean over
+- *train metric* (``final_*`` in ``results.json``): mean training metric of the last ``W`` episodes
+  (training batches: the episodes the network was being fitted to); reported as the mean over
   seeds and the half-width of a 95% Student-t interval, ``t_{0.975,K-1} s / sqrt(K)``;
+- *held-out metric* (``held_out_*``): the final checkpoint on ``eval_episodes`` held-out episodes
+  (:func:`spikeplastic.meta.heldout.evaluate`: the task's test split where it has one -- oneshot's
+  test classes, images' test images -- and always a seed stream training never used), in the
+  run's subprocess after training; reported as the mean over seeds ± the same t-interval over the
+  seeds' held-out means. With one seed, the run's own 95% interval (Wilson for oneshot's accuracy,
+  mean ± 1.96 SE otherwise) is shown instead, and labelled so;
 - *episodes to threshold*: first episode whose smoothed metric reaches the task's
   ``success_threshold`` (``<=`` or ``>=`` by ``higher_is_better``); the median over seeds with
   unreached runs counted as infinite, so "not reached" when half or more never reach it;
@@ -90,6 +98,9 @@ class CompareConfig:
             checkpoint start afresh. The other settings must equal the checkpoint's.
         overwrite: without ``resume``, run folders that already hold a run are an error
             (``FileExistsError`` before anything runs) unless this is set; then they are replaced.
+        eval_episodes: held-out episodes per run (module docstring); 0 skips the held-out
+            evaluation. A resumed comparison reuses a run's ``held_out.json`` when it holds the
+            evaluation of the same network with the same settings.
     """
 
     task: str
@@ -108,6 +119,7 @@ class CompareConfig:
     lean: str = "auto"
     resume: bool = False
     overwrite: bool = False
+    eval_episodes: int = 1000
 
     def __post_init__(self) -> None:
         check_lean(self.lean)
@@ -125,6 +137,8 @@ class CompareConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if isinstance(self.eval_episodes, bool) or not isinstance(self.eval_episodes, int) or self.eval_episodes < 0:
+            raise ValueError(f"eval_episodes must be an int >= 0 (0: no held-out evaluation), got {self.eval_episodes!r}")
         unknown = sorted(set(self.model_kwargs) - set(self.models))
         if unknown:
             raise ValueError(f"model_kwargs names models not in models: {unknown}")
@@ -145,7 +159,8 @@ class CompareConfig:
         return TrainConfig(**d)
 
 
-def _run_one(cfg: TrainConfig, threads: int | None, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+def _run_one(cfg: TrainConfig, threads: int | None, resume: bool = False, overwrite: bool = False,
+             eval_episodes: int = 0) -> dict[str, Any]:
     out = Path(cfg.out or ".")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=out, delete=False) as fh:
@@ -156,7 +171,8 @@ def _run_one(cfg: TrainConfig, threads: int | None, resume: bool = False, overwr
         env["OMP_NUM_THREADS"] = str(threads)
     result = out / "run.json"
     argv = ([sys.executable, "-m", "spikeplastic.meta._worker", cfg_path, str(result)]
-            + (["--resume"] if resume else []) + (["--overwrite"] if overwrite else []))
+            + (["--resume"] if resume else []) + (["--overwrite"] if overwrite else [])
+            + (["--eval-episodes", str(eval_episodes)] if eval_episodes else []))
     proc = subprocess.run(argv, env=env, capture_output=True, text=True)
     os.unlink(cfg_path)
     if proc.returncode != 0:
@@ -201,6 +217,7 @@ def summarize(cfg: CompareConfig, runs: Mapping[str, list[dict[str, Any]]], thre
             n_params = int(r["n_params"])
         mean, half = t_interval(finals)
         med = _median_or_none(reach)
+        held = [r.get("held_out") for r in runs[model]]
         rows.append({
             "model": model, "n_params": n_params, "final_mean": mean, "final_ci95": half,
             "final_per_seed": finals, "episodes_to_threshold": med,
@@ -208,16 +225,43 @@ def summarize(cfg: CompareConfig, runs: Mapping[str, list[dict[str, Any]]], thre
             "episodes_to_threshold_per_seed": [None if math.isinf(v) else v for v in reach],
             "seconds_per_episode": float(np.mean(sec)), "peak_rss_mb": float(np.max(rss)),
             "baseline_rss_mb": float(np.median(base)),
+            **_held_out_row(held),
         })
         n = min(len(c) for c in curve_list)
         curves[model] = np.stack([c[:n] for c in curve_list])
+    any_held = any(r.get("held_out_mean") is not None for r in rows)
     return {
         "task": cfg.task, "episodes": cfg.episodes, "seeds": cfg.seeds, "window": w,
+        "held_out": {"episodes": cfg.eval_episodes, "split": "test",
+                     "method": "each run's final checkpoint on held-out episodes (spikeplastic.meta.heldout); "
+                               "mean over seeds ± 95% Student-t interval over the seeds' held-out means "
+                               "(one seed: the run's own 95% CI, Wilson for binary metrics, else mean ± 1.96 SE)"}
+        if any_held else None,
         "threshold": threshold, "higher_is_better": higher_is_better,
         "task_kwargs": dict(cfg.task_kwargs), "model_kwargs": {k: dict(v) for k, v in cfg.model_kwargs.items()},
         "rss_method": "resource.getrusage(RUSAGE_SELF).ru_maxrss of a fresh subprocess per run (max over seeds); "
                       "includes interpreter + torch, see baseline_rss_mb",
         "rows": rows, "curves": {k: v.tolist() for k, v in curves.items()},
+    }
+
+
+def _held_out_row(held: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """The ``held_out_*`` fields of a row from its runs' evaluations (all ``None`` when any run has none)."""
+    if not held or any(h is None for h in held):
+        return {"held_out_mean": None, "held_out_ci95": None, "held_out_ci": None, "held_out_per_seed": None}
+    hs = [h for h in held if h is not None]
+    vals = [float(h["mean"]) for h in hs]
+    mean, half = t_interval(vals)
+    kind = "t over seeds"
+    if len(hs) == 1:
+        half = float(hs[0]["half_width"])
+        kind = f"{hs[0]['ci_method']} (one run)"
+    return {
+        "held_out_mean": mean, "held_out_ci95": half, "held_out_ci": kind, "held_out_per_seed": vals,
+        "held_out_ci95_per_seed": [[float(h["ci_low"]), float(h["ci_high"])] for h in hs],
+        "held_out_ci_method": hs[0]["ci_method"], "held_out_episodes": int(hs[0]["n"]),
+        "held_out_split": hs[0]["split"], "held_out_data": [h["data"] for h in hs],
+        "held_out_split_checked": [h["split_checked"] for h in hs],
     }
 
 
@@ -230,22 +274,48 @@ def _fmt(v: float | None, spec: str = ".4g") -> str:
 def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """The ``results.md`` table (columns in the module docstring)."""
     op = ">=" if results["higher_is_better"] else "<="
+    w = results["window"]
+    rows = results["rows"]
+    held = [r for r in rows if r.get("held_out_mean") is not None]
+    steps = f"{w} step" + ("s" if w != 1 else "")
+    intro = (f"Train metric: the training batches' metric over the last {steps} of each run, mean over seeds "
+             "± 95% t-interval. ")
+    held_col = ""
+    if held:
+        r0 = held[0]
+        data = sorted({d for r in held for d in r["held_out_data"]})
+        seeds_ci = ("mean over seeds ± 95% t-interval over the seeds' held-out means"
+                    if r0["held_out_ci"] == "t over seeds" else
+                    "one seed: the run's own 95% CI (" + ("Wilson binomial" if r0["held_out_ci_method"] == "wilson"
+                                                          else "mean ± 1.96 SE") + ")")
+        intro += (f"Held-out metric: each run's final network on {r0['held_out_episodes']} held-out episodes, "
+                  f"{r0['held_out_split']} split ({data[0] if len(data) == 1 else 'per seed in results.json'}), "
+                  f"{seeds_ci}. ")
+        unchecked = sum(c is False for r in held for c in r.get("held_out_split_checked", []))
+        if unchecked:
+            intro += (f"**{unchecked} run(s) predate the checkpoint's record of its data splits: their training may "
+                      "have sampled the held-out data.** ")
+        held_col = f" held-out metric, {r0['held_out_episodes']} episodes, {r0['held_out_split']} split (mean ± 95% CI) |"
     lines = [
         f"# {results['task']}: {results['episodes']} episodes x {results['seeds']} seeds",
         "",
-        f"Final metric: mean of the last {results['window']} episodes, mean over seeds ± 95% t-interval. "
-        f"Threshold: smoothed metric {op} {results['threshold']:g} (median over seeds). "
+        intro + f"Threshold: smoothed train metric {op} {results['threshold']:g} (median over seeds). "
         "Peak RSS: max over seeds of a fresh process per run (includes interpreter + torch, "
-        f"~{np.median([r['baseline_rss_mb'] for r in results['rows']]):.0f} MB before the model).",
+        f"~{np.median([r['baseline_rss_mb'] for r in rows]):.0f} MB before the model).",
         "",
-        "| model | params | final metric (mean ± 95% CI) | episodes to threshold (median) | s/episode | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| model | params | train metric, last {steps} (mean ± 95% CI) |{held_col} episodes to threshold (median) "
+        "| s/episode | peak RSS (MB) |",
+        "|---|---:|---:|" + ("---:|" if held else "") + "---:|---:|---:|",
     ]
-    for r in results["rows"]:
+    for r in rows:
         ci = _fmt(r["final_ci95"])
         reach = "not reached" if r["episodes_to_threshold"] is None else f"{r['episodes_to_threshold']:.0f}"
         reach += f" ({r['reached']}/{r['seeds']} seeds)"
-        lines.append(f"| {r['model']} | {r['n_params']:,} | {_fmt(r['final_mean'])} ± {ci} | {reach} | "
+        held_cell = ""
+        if held:
+            held_cell = (f" {_fmt(r['held_out_mean'])} ± {_fmt(r['held_out_ci95'])} |"
+                         if r.get("held_out_mean") is not None else " n/a |")
+        lines.append(f"| {r['model']} | {r['n_params']:,} | {_fmt(r['final_mean'])} ± {ci} |{held_cell} {reach} | "
                      f"{r['seconds_per_episode']:.3f} | {r['peak_rss_mb']:.0f} |")
     Path(path).write_text("\n".join(lines) + "\n")
 
@@ -308,7 +378,8 @@ def compare(cfg: CompareConfig) -> dict[str, Any]:
     bar = tqdm(total=len(jobs), disable=not progress_enabled(cfg.progress), desc=f"compare on {cfg.task}")
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in cfg.models}
     with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-        for tc, res in zip(jobs, pool.map(lambda c: _run_one(c, threads, cfg.resume, cfg.overwrite), jobs)):
+        for tc, res in zip(jobs, pool.map(lambda c: _run_one(c, threads, cfg.resume, cfg.overwrite,
+                                                              cfg.eval_episodes), jobs)):
             runs[tc.model].append(res)
             bar.update(1)
     bar.close()

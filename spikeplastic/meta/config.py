@@ -74,7 +74,11 @@ class TrainConfig:
         clip: max global gradient norm (``torch.nn.utils.clip_grad_norm_``); ``None`` disables.
         seed: ``torch.manual_seed(seed)`` before the model is built; the task generator is
             ``torch.Generator().manual_seed(seed)``; A2C actions use a second generator
-            seeded ``seed + 1_000_003``; evaluation uses fresh generators seeded ``seed + 2_000_003``.
+            seeded ``seed + 1_000_003``; the periodic evaluation (``eval_every``) uses fresh
+            generators seeded ``seed + 2_000_003`` (``+1`` for actions) and the held-out evaluation
+            (:func:`spikeplastic.meta.evaluate`) ``seed + 3_000_017`` (``+1``). A task config with
+            a ``split_seed`` field gets ``seed`` there unless ``task_kwargs`` sets it
+            (:func:`spikeplastic.meta.build.run_task_kwargs`).
         device: ``"cpu"``, ``"cuda"`` (error without a GPU), ``"cuda:N"`` or ``"auto"``.
         out: output folder (``metrics.jsonl``, ``checkpoint.pt``); ``None`` writes nothing.
         checkpoint_every: write ``out/checkpoint.pt`` every this many episodes (0: only at the end).

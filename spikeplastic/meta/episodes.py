@@ -43,10 +43,13 @@ __all__ = ["ENTROPY_KINDS", "EpisodeResult", "supervised_episode", "a2c_episode"
 
 @dataclass(frozen=True)
 class EpisodeResult:
-    """``loss``: scalar tensor (with graph); ``metric``: float; ``outputs``: detached outputs (supervised)."""
+    """``loss``: scalar tensor (with graph); ``metric``: float (the mean over the episodes);
+    ``per_episode``: each episode's metric, detached ``[b]`` (RL: total reward; ``None`` where not
+    computed: supervised episodes, whose metric is the task's batch metric)."""
 
     loss: Tensor
     metric: float
+    per_episode: Tensor | None = None
 
 
 def _slice_value(v: object, part: slice, batch: int, dim: int) -> object:
@@ -162,5 +165,5 @@ def a2c_episode(
     adv = R - V
     loss_t = -torch.stack(logps) * adv.detach() + value_coef * adv.pow(2) + entropy_coef * torch.stack(ents)
     loss = loss_t.mean()
-    metric = float(torch.stack(rewards).sum(dim=0).mean())
-    return EpisodeResult(loss, metric)
+    totals = torch.stack(rewards).sum(dim=0).detach()
+    return EpisodeResult(loss, float(totals.mean()), totals)

@@ -241,12 +241,21 @@ class Trainer:
                                entropy_kind=self.config.entropy_kind)
         return supervised_episode(self.model, self.task, batch, gen, self.device, part, sample_kwargs=sample_kwargs)
 
+    def _split_kwargs(self, split: str) -> dict[str, Any] | None:
+        """``{"split": split}`` for a task with data splits (``SupervisedTask.data_splits``), else ``None``."""
+        if isinstance(self.task, SupervisedTask) and split in self.task.data_splits:
+            return {"split": split}
+        return None
+
     def step(self) -> dict[str, Any]:
-        """One outer step; returns its metric record (also written to the log when due)."""
+        """One outer step; returns its metric record (also written to the log when due).
+
+        A task with data splits is sampled on ``split="train"`` whatever its config's default split."""
         cfg = self.config
         t0 = time.perf_counter()
         self.model.train()
-        res = self._run_batch(cfg.batch, self.task_gen, self.action_gen, self._part)
+        res = self._run_batch(cfg.batch, self.task_gen, self.action_gen, self._part,
+                              sample_kwargs=self._split_kwargs("train"))
         loss_ok = bool(torch.isfinite(res.loss.detach()))
         if loss_ok:
             res.loss.backward()
@@ -311,15 +320,12 @@ class Trainer:
     def evaluate(self, batch: int | None = None) -> dict[str, Any]:
         """Loss and metric on ``batch`` (default ``eval_batch``) episodes drawn from fixed
         generators (the same episodes at every evaluation; the training RNG streams are untouched).
-        Tasks whose ``sample`` takes ``split`` are evaluated on ``split="test"``."""
-        import inspect
-
+        Tasks with data splits are evaluated on ``split="test"``. This is the periodic monitor
+        (``eval_every``); the held-out evaluation of a finished run is :func:`spikeplastic.meta.evaluate`."""
         b = self.config.eval_batch if batch is None else batch
         t0 = time.perf_counter()
         seed = self.config.seed + EVAL_SEED_OFFSET
-        kw: dict[str, Any] = {}
-        if isinstance(self.task, SupervisedTask) and "split" in inspect.signature(self.task.sample).parameters:
-            kw["split"] = "test"
+        kw = self._split_kwargs("test")
         was_training = self.model.training
         self.model.eval()
         with torch.random.fork_rng(devices=[self.device.index or 0] if self.device.type == "cuda" else []):
@@ -339,6 +345,13 @@ class Trainer:
             meta.update(self.model.export_meta())
         return meta
 
+    def _data_splits(self) -> dict[str, list[str]] | None:
+        """The items of each data split the run trained beside (``None``: the task has none), kept in
+        the checkpoint so that a held-out evaluation can check it rebuilds the same split."""
+        if not isinstance(self.task, SupervisedTask) or not self.task.data_splits:
+            return None
+        return {s: list(self.task.split_items(s)) for s in self.task.data_splits}
+
     def checkpoint_payload(self) -> dict[str, Any]:
         from .._version import __version__
 
@@ -351,6 +364,7 @@ class Trainer:
             "history": list(self.log.records),
             "n_params": count_parameters(self.model),
             "ir": ir_payload(self.model, self._ir_meta()),
+            "data_splits": self._data_splits(),
             "versions": {"spikeplastic": str(__version__), "torch": str(torch.__version__)},
         }
 

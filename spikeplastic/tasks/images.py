@@ -15,16 +15,27 @@ reading of TASKS.md's numbers that gives T = 201. The per-repeat shuffling mirro
 task (TASKS.md does not say; a fixed order would be the alternative).
 
 Images: ``patch_size x patch_size`` grayscale patches (default 32x32 -> 1024 pixels), row-major
-flattened, cut at uniformly random positions from the ``skimage.data`` images named in
-``sources`` (all ship with scikit-image; nothing is downloaded). Alternatively
-``cifar_root`` selects real CIFAR-10 images (see :func:`load_cifar10`). Every image is
-preprocessed on its own: ``x = (v - mean(v)) / max|v - mean(v)|``, so ``x`` lies in ``[-1, 1]`` and
+flattened, cut at uniformly random positions from ``skimage.data`` images (all ship with
+scikit-image; nothing is downloaded). Alternatively ``cifar_root`` selects real CIFAR-10 images
+(see :func:`load_cifar10_batches`). Every image is preprocessed on its own: ``x = (v - mean(v)) / max|v - mean(v)|``, so ``x`` lies in ``[-1, 1]`` and
 ``max|x| = 1``. Patches with a pixel standard deviation below ``min_std`` (flat sky, page margins)
 are redrawn (up to 20 times).
 
 Clamping (``info["clamp"]``): the paper's rate network clamps the units that receive a nonzero
 input, ``y = tanh(...) * (1 - c) + x * c`` with ``c = (x != 0)``; ``info["clamp_mask"]`` is that
 ``c`` as a ``[T, B, n_pixels]`` bool. The task itself does not clamp anything.
+
+Train and test splits (``data_splits``): disjoint sets of images, so that a held-out evaluation
+completes images never seen in training. The trainer samples ``"train"`` only.
+
+* built-in data, split by source image: ``sources`` (train, :data:`DEFAULT_SOURCES`: astronaut,
+  brick, chelsea, clock, coins, grass, moon, page, rocket) and ``test_sources`` (test,
+  :data:`DEFAULT_TEST_SOURCES`: camera, coffee, gravel -- a portrait, an object photograph and a
+  texture, one of each kind the training images hold). Before the split existed, training cut
+  patches from all 12; runs from then have seen the test images.
+* CIFAR-10 (``cifar_root``): ``cifar_train_batches`` (default ``data_batch_1..4``) and
+  ``cifar_test_batches`` (default ``data_batch_5``), Miconi et al. 2018's protocol (the official
+  ``test_batch`` is unused unless named).
 
 Loss: ``mean_b sum_i (y[-1,b,i] - target[b,i])^2`` over *all* pixels (the visible half is clamped
 in the baselines, so its error is 0 there). Metric: relative squared error on the occluded half,
@@ -65,7 +76,10 @@ __all__ = [
     "IMAGES",
     "SKIMAGE_SOURCES",
     "DEFAULT_SOURCES",
+    "DEFAULT_TEST_SOURCES",
+    "CIFAR_BATCHES",
     "load_cifar10",
+    "load_cifar10_batches",
     "load_skimage_gray",
     "normalize_images",
     "occluded_mse",
@@ -76,11 +90,14 @@ SKIMAGE_SOURCES: tuple[str, ...] = (
     "astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
     "hubble_deep_field", "immunohistochemistry", "moon", "page", "rocket", "text",
 )
-#: Photographs / natural textures used by default.
+#: Photographs / natural textures of the train split by default (9 of the 12 images used).
 DEFAULT_SOURCES: tuple[str, ...] = (
-    "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "grass", "gravel", "moon",
-    "page", "rocket",
+    "astronaut", "brick", "chelsea", "clock", "coins", "grass", "moon", "page", "rocket",
 )
+#: The held-out test images by default: a portrait, an object photograph, a texture.
+DEFAULT_TEST_SOURCES: tuple[str, ...] = ("camera", "coffee", "gravel")
+#: The batch files of the CIFAR-10 python layout.
+CIFAR_BATCHES: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 
 _CLAMP_DOC = (
     "baselines clamp units whose input is nonzero: y = tanh(W_eff y_prev + x) * (1 - c) + x * c, "
@@ -102,11 +119,17 @@ class ImageConfig:
         repeats: presentations of each image (order reshuffled each repeat).
         present_steps, gap_steps, test_steps: schedule in steps (module docstring).
         patch_size: side of the square grayscale images (``n_pixels = patch_size**2``).
-        sources: ``skimage.data`` image names to cut patches from (subset of ``SKIMAGE_SOURCES``).
+        sources: ``skimage.data`` image names that the train split cuts patches from (subset of
+            ``SKIMAGE_SOURCES``).
+        test_sources: the test split's images, disjoint from ``sources``.
+        split: the split :meth:`ImageTask.sample` draws from when not told (the trainer always
+            asks for ``"train"``).
         min_std: patches whose raw pixel std (in [0,1] units) is below this are redrawn.
         cifar_root: if set, use CIFAR-10 images from this path instead of skimage patches
             (``patch_size`` must then be 32).
-        cifar_split: ``"train"`` (data_batch_1..5) or ``"test"`` (test_batch).
+        cifar_train_batches, cifar_test_batches: the CIFAR-10 batch files (names from
+            :data:`CIFAR_BATCHES`) of the train and test splits, disjoint; default
+            ``data_batch_1..4`` / ``data_batch_5`` (the paper's protocol).
     """
 
     n_images: int = 3
@@ -116,9 +139,12 @@ class ImageConfig:
     test_steps: int = 3
     patch_size: int = 32
     sources: tuple[str, ...] = DEFAULT_SOURCES
+    test_sources: tuple[str, ...] = DEFAULT_TEST_SOURCES
+    split: Literal["train", "test"] = "train"
     min_std: float = 0.02
     cifar_root: str | None = None
-    cifar_split: Literal["train", "test"] = "train"
+    cifar_train_batches: tuple[str, ...] = CIFAR_BATCHES[:4]
+    cifar_test_batches: tuple[str, ...] = (CIFAR_BATCHES[4],)
 
     def __post_init__(self) -> None:
         check_int("n_images", self.n_images, minimum=1)
@@ -129,17 +155,18 @@ class ImageConfig:
         check_int("patch_size", self.patch_size, minimum=2)
         if self.patch_size % 2:
             raise ValueError(f"patch_size must be even (top/bottom halves), got {self.patch_size}")
-        if not isinstance(self.sources, tuple) or not self.sources:
-            raise TypeError(f"sources must be a non-empty tuple of names from {SKIMAGE_SOURCES}, got {self.sources!r}")
-        for s in self.sources:
-            check_choice("sources[...]", s, SKIMAGE_SOURCES)
+        _disjoint_names(("sources", self.sources), ("test_sources", self.test_sources), SKIMAGE_SOURCES,
+                        "the test images are held out from training")
+        check_choice("split", self.split, ("train", "test"))
         check_float("min_std", self.min_std, low=0.0)
         if self.cifar_root is not None:
             if not isinstance(self.cifar_root, (str, Path)):
                 raise TypeError(f"cifar_root must be a path string or None, got {type(self.cifar_root).__name__}")
             if self.patch_size != 32:
                 raise ValueError(f"CIFAR-10 images are 32x32: patch_size must be 32, got {self.patch_size}")
-        check_choice("cifar_split", self.cifar_split, ("train", "test"))
+        _disjoint_names(("cifar_train_batches", self.cifar_train_batches),
+                        ("cifar_test_batches", self.cifar_test_batches), CIFAR_BATCHES,
+                        "the test batches are held out from training")
 
     @property
     def n_pixels(self) -> int:
@@ -149,6 +176,21 @@ class ImageConfig:
     def T(self) -> int:
         """``repeats * n_images * (present_steps + gap_steps) + test_steps``."""
         return self.repeats * self.n_images * (self.present_steps + self.gap_steps) + self.test_steps
+
+
+def _disjoint_names(a: tuple[str, tuple[str, ...]], b: tuple[str, tuple[str, ...]], choices: tuple[str, ...],
+                    why: str) -> None:
+    """Both ``(name, value)`` are non-empty tuples of distinct names from ``choices``, sharing none."""
+    for name, v in (a, b):
+        if not isinstance(v, tuple) or not v or not all(isinstance(x, str) for x in v):
+            raise TypeError(f"{name} must be a non-empty tuple of names from {list(choices)}, got {v!r}")
+        for x in v:
+            check_choice(f"{name}[...]", x, choices)
+        if len(set(v)) != len(v):
+            raise ValueError(f"{name} lists a name twice: {list(v)}")
+    both = sorted(set(a[1]) & set(b[1]))
+    if both:
+        raise ValueError(f"{a[0]} and {b[0]} must be disjoint ({why}); both hold {both}")
 
 
 #: The paper's setting on skimage patches (T = 201, 1024 pixels).
@@ -194,12 +236,13 @@ def _cifar_dir(root: Path) -> Path:
 
 
 def load_cifar10(root: str | Path, split: Literal["train", "test"] = "train", *, grayscale: bool = True) -> tuple[Tensor, Tensor]:
-    """Load CIFAR-10 from the standard ``cifar-10-batches-py`` pickle files at a user path.
+    """Load CIFAR-10's standard splits from the ``cifar-10-batches-py`` pickle files at a user path.
 
     Args:
         root: the ``cifar-10-batches-py`` folder or its parent.
         split: ``"train"`` reads whichever of ``data_batch_1..5`` exist (at least one);
-            ``"test"`` reads ``test_batch``.
+            ``"test"`` reads ``test_batch``. (The image task's splits name their batches:
+            :func:`load_cifar10_batches`.)
         grayscale: convert with luma ``0.299 R + 0.587 G + 0.114 B``.
 
     Returns:
@@ -215,13 +258,35 @@ def load_cifar10(root: str | Path, split: Literal["train", "test"] = "train", *,
     split = check_choice("split", split, ("train", "test"))  # type: ignore[assignment]
     d = _cifar_dir(Path(root))
     if split == "test":
-        files = [d / "test_batch"]
-        if not files[0].is_file():
-            raise FileNotFoundError(f"{str(files[0])!r} is missing; {_CIFAR_LAYOUT}")
+        names: tuple[str, ...] = ("test_batch",)
     else:
-        files = [d / f"data_batch_{i}" for i in range(1, 6) if (d / f"data_batch_{i}").is_file()]
-        if not files:
+        names = tuple(n for n in CIFAR_BATCHES[:5] if (d / n).is_file())
+        if not names:
             raise FileNotFoundError(f"no data_batch_* files in {str(d)!r}; {_CIFAR_LAYOUT}")
+    return load_cifar10_batches(root, names, grayscale=grayscale)
+
+
+def _cifar_files(root: str | Path, batches: tuple[str, ...], option: str = "batches") -> list[Path]:
+    """The paths of ``batches`` under ``root``, each checked to exist."""
+    d = _cifar_dir(Path(root))
+    files = [d / n for n in batches]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{option}: {missing} missing in {str(d)!r}; {_CIFAR_LAYOUT}")
+    return files
+
+
+def load_cifar10_batches(root: str | Path, batches: tuple[str, ...], *, grayscale: bool = True) -> tuple[Tensor, Tensor]:
+    """The images of the CIFAR-10 batch files ``batches`` (names from :data:`CIFAR_BATCHES`), in that order.
+
+    Returns and raises as :func:`load_cifar10` (``FileNotFoundError`` names the missing files).
+    Only unpickle files you trust: pickle can execute code.
+    """
+    if not isinstance(batches, tuple) or not batches:
+        raise TypeError(f"batches must be a non-empty tuple of names from {list(CIFAR_BATCHES)}, got {batches!r}")
+    for n in batches:
+        check_choice("batches[...]", n, CIFAR_BATCHES)
+    files = _cifar_files(root, batches)
     datas, labels = [], []
     for f in files:
         try:
@@ -251,8 +316,8 @@ def load_cifar10(root: str | Path, split: Literal["train", "test"] = "train", *,
 
 
 @functools.lru_cache(maxsize=4)
-def _cifar_gray(root: str, split: str) -> Tensor:
-    return load_cifar10(root, split)[0]  # type: ignore[arg-type]
+def _cifar_gray(root: str, batches: tuple[str, ...]) -> Tensor:
+    return load_cifar10_batches(root, batches)[0]
 
 
 def occluded_mse(outputs: Tensor, episode: Episode) -> float:
@@ -277,11 +342,14 @@ class ImageTask(SupervisedTask):
 
     ``info`` keys: ``images`` ``[B, I, n_pixels]``, ``order`` ``[B, R, I]``, ``test_index`` ``[B]``,
     ``bottom_zeroed`` ``[B]`` bool (True: bottom half zeroed, False: top half), ``occluded``
-    ``[B, n_pixels]`` bool, ``clamp`` (str, semantics), ``clamp_mask`` ``[T, B, n_pixels]`` bool.
+    ``[B, n_pixels]`` bool, ``clamp`` (str, semantics), ``clamp_mask`` ``[T, B, n_pixels]`` bool,
+    ``split`` (str), ``source_index`` ``[B, I]`` int64 (skimage: the source image of each patch, an
+    index into :meth:`split_items`; CIFAR-10: the image's index in the split's batches, in order).
     """
 
     success_threshold: float = 0.1
     higher_is_better: bool = False
+    data_splits: tuple[str, ...] = ("train", "test")
 
     def __init__(self, config: ImageConfig = IMAGES, *, name: str = "images") -> None:
         if not isinstance(config, ImageConfig):
@@ -291,42 +359,75 @@ class ImageTask(SupervisedTask):
         self.n_in = config.n_pixels
         self.n_out = config.n_pixels
         self.T = config.T
+        self._items: dict[str, tuple[str, ...]]
         if config.cifar_root is not None:
-            self._cifar: Tensor | None = _cifar_gray(str(config.cifar_root), config.cifar_split)
-            self._sources: list[Tensor] = []
+            self._items = {"train": config.cifar_train_batches, "test": config.cifar_test_batches}
+            for name, batches in (("cifar_train_batches", config.cifar_train_batches),
+                                  ("cifar_test_batches", config.cifar_test_batches)):
+                _cifar_files(config.cifar_root, batches, name)  # fail now, not at the first test episode
+            self._sources: dict[str, list[Tensor]] = {}
         else:
-            self._cifar = None
-            self._sources = [torch.from_numpy(load_skimage_gray(s)) for s in config.sources]
-            small = [s for s, im in zip(config.sources, self._sources) if min(im.shape) < config.patch_size]
+            self._items = {"train": config.sources, "test": config.test_sources}
+            self._sources = {split: [torch.from_numpy(load_skimage_gray(s)) for s in names]
+                             for split, names in self._items.items()}
+            small = [s for split, names in self._items.items() for s, im in zip(names, self._sources[split])
+                     if min(im.shape) < config.patch_size]
             if small:
                 raise ValueError(f"patch_size {config.patch_size} exceeds the size of source image(s) {small}")
 
-    def _draw_images(self, n: int, g: torch.Generator) -> Tensor:
-        """``n`` raw images ``[n, n_pixels]`` in ``[0, 1]`` (CPU)."""
+    def split_items(self, split: str) -> tuple[str, ...]:
+        """The source images (skimage names) or CIFAR-10 batch files of ``split``."""
+        return self._items[check_choice("split", split, self.data_splits)]
+
+    def describe_split(self, split: str) -> str:
+        items = ", ".join(self.split_items(split))
+        if self.config.cifar_root is not None:
+            return f"{split} split: CIFAR-10 {items}"
+        return f"{split} split: crops of the skimage images {items}"
+
+    def _draw_images(self, n: int, g: torch.Generator, split: str) -> tuple[Tensor, Tensor]:
+        """``n`` raw images ``[n, n_pixels]`` in ``[0, 1]`` and their source indices ``[n]`` (CPU)."""
         ps = self.config.patch_size
-        if self._cifar is not None:
-            return self._cifar[randint(0, self._cifar.shape[0], (n,), g, torch.device("cpu"))].reshape(n, -1)
+        cpu = torch.device("cpu")
+        if self.config.cifar_root is not None:
+            pool = _cifar_gray(str(self.config.cifar_root), self._items[split])  # loaded on first use
+            idx = randint(0, pool.shape[0], (n,), g, cpu)
+            return pool[idx].reshape(n, -1), idx
+        sources = self._sources[split]
         out = torch.empty(n, ps * ps)
+        which = torch.empty(n, dtype=torch.long)
         for k in range(n):
             for _attempt in range(20):
-                src = self._sources[int(randint(0, len(self._sources), (1,), g, torch.device("cpu")))]
+                i = int(randint(0, len(sources), (1,), g, cpu))
+                src = sources[i]
                 h, w = src.shape
-                r = int(randint(0, h - ps + 1, (1,), g, torch.device("cpu")))
-                c = int(randint(0, w - ps + 1, (1,), g, torch.device("cpu")))
+                r = int(randint(0, h - ps + 1, (1,), g, cpu))
+                c = int(randint(0, w - ps + 1, (1,), g, cpu))
                 patch = src[r : r + ps, c : c + ps]
                 if float(patch.std()) >= self.config.min_std:
                     break
             out[k] = patch.reshape(-1)
-        return out
+            which[k] = i
+        return out, which
 
-    def sample(self, batch: int, generator: torch.Generator, device: torch.device | str = "cpu") -> Episode:
+    def sample(
+        self,
+        batch: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        *,
+        split: Literal["train", "test"] | None = None,
+    ) -> Episode:
+        """Draw ``batch`` episodes from the images of ``split`` (default: ``config.split``)."""
         cfg = self.config
         b = check_batch(batch)
         g = check_generator(generator)
         dev = as_device(device)
+        split = cfg.split if split is None else check_choice("split", split, self.data_splits)  # type: ignore[assignment]
         n_img, reps, npx = cfg.n_images, cfg.repeats, cfg.n_pixels
 
-        images = normalize_images(self._draw_images(b * n_img, g)).reshape(b, n_img, npx).to(dev)
+        raw, source_index = self._draw_images(b * n_img, g, split)  # type: ignore[arg-type]
+        images = normalize_images(raw).reshape(b, n_img, npx).to(dev)
         order = random_permutations((b, reps, n_img), g, dev)                 # [B, R, I]
         test_index = randint(0, n_img, (b,), g, dev)                          # [B]
         bottom = rand((b,), g, dev) < 0.5                                     # [B]
@@ -360,6 +461,8 @@ class ImageTask(SupervisedTask):
                 "occluded": occluded,
                 "clamp": _CLAMP_DOC,
                 "clamp_mask": inputs != 0,
+                "split": split,
+                "source_index": source_index.reshape(b, n_img).to(dev),
             },
         )
 

@@ -19,16 +19,23 @@ logits). ``loss="ce"``: softmax cross-entropy. Metric: query accuracy (solved at
 
 Data:
   * Omniglot (``root=...``): the standard layout ``<root>/images_background/<alphabet>/<character>/*.png``
-    and/or ``<root>/images_evaluation/...``. All characters are pooled in sorted order (background
-    alphabets first, then evaluation alphabets); the last ``n_test_classes`` form the test split
-    (100 by default -> 1523/100 for the full 1623-character set, as in the paper). Images are
-    converted to grayscale, inverted (strokes 1, background 0) and resized to ``image_size``
-    (31x31) with PIL's Lanczos filter.
+    and/or ``<root>/images_evaluation/...``. Characters are ordered background alphabets first,
+    then evaluation alphabets, each sorted. Images are converted to grayscale, inverted (strokes
+    1, background 0) and resized to ``image_size`` (31x31) with PIL's Lanczos filter.
   * Built-in fallback (``root=None``): scikit-learn's ``load_digits`` (1797 8x8 digits, shipped
     offline), scaled to [0, 1] and bilinearly upsampled to ``image_size`` so the same conv net
-    applies. Classes 0-4 are the train split and 5-9 the test split (disjoint; with only 10
-    classes a 5-way episode therefore always uses all 5 classes of its split -- only the label
-    assignment, instances and rotations vary).
+    applies (10 classes: with 5 per split a 5-way episode always uses all 5 classes of its split --
+    only the label assignment, instances and rotations vary).
+
+Train/test classes (disjoint; the trainer samples ``"train"`` only, held-out evaluation ``"test"``),
+``class_split``:
+  * ``"random"`` (default, the paper's): all classes shuffled by ``torch.randperm(C, generator
+    seeded split_seed)``; the last ``n_test_classes`` of that order are the test split (100 by
+    default -> 1523/100 for the full 1623-character set; 5/5 for the digits). ``split_seed``
+    ``None`` means 0 when the task is built alone; a training run binds it to the run's seed
+    (:func:`spikeplastic.meta.build.run_task_kwargs`), so every run holds out its own classes.
+  * ``"alphabet"`` (Omniglot only): ``images_background`` alphabets train, ``images_evaluation``
+    alphabets test (the standard alphabet-disjoint split, 964/659 characters).
 """
 from __future__ import annotations
 
@@ -81,9 +88,14 @@ class OneShotConfig:
         image_size: side of the square images fed to the model.
         rotate: random multiple-of-90-degree rotation per class and episode.
         root: Omniglot root folder; ``None`` uses the scikit-learn digits fallback.
-        split: default split for :meth:`OneShotTask.sample` (``"train"`` or ``"test"``).
-        n_test_classes: Omniglot test classes (the last ones in sorted order); ``None`` means
-            ``min(100, n_classes // 2)``. Ignored for the digits fallback (fixed 0-4 / 5-9).
+        split: default split for :meth:`OneShotTask.sample` (``"train"`` or ``"test"``; the trainer
+            always asks for ``"train"``).
+        class_split: how classes are split into train and test, ``"random"`` or ``"alphabet"``
+            (module docstring).
+        split_seed: seed of the ``"random"`` class split; ``None``: 0, or the run's seed when a
+            trainer builds the task.
+        n_test_classes: test classes of the ``"random"`` split; ``None`` means
+            ``min(100, n_classes // 2)``. Not with ``"alphabet"``.
         loss: ``"bce"`` (paper) or ``"ce"``.
     """
 
@@ -93,6 +105,8 @@ class OneShotConfig:
     rotate: bool = True
     root: str | None = None
     split: Literal["train", "test"] = "train"
+    class_split: Literal["random", "alphabet"] = "random"
+    split_seed: int | None = None
     n_test_classes: int | None = None
     loss: Literal["bce", "ce"] = "bce"
 
@@ -105,8 +119,14 @@ class OneShotConfig:
         if self.root is not None and not isinstance(self.root, (str, Path)):
             raise TypeError(f"root must be a path string or None, got {type(self.root).__name__}")
         check_choice("split", self.split, ("train", "test"))
+        check_choice("class_split", self.class_split, ("random", "alphabet"))
+        if self.split_seed is not None:
+            check_int("split_seed", self.split_seed, minimum=0)
         if self.n_test_classes is not None:
             check_int("n_test_classes", self.n_test_classes, minimum=1)
+            if self.class_split == "alphabet":
+                raise ValueError("n_test_classes applies to class_split='random' only: with 'alphabet' the test "
+                                 "classes are those of images_evaluation/ (leave n_test_classes None)")
         check_choice("loss", self.loss, ("bce", "ce"))
 
     @property
@@ -126,11 +146,14 @@ class ClassImages:
         images: float32 ``[C, M, S, S]`` in ``[0, 1]``; entries past ``counts[c]`` are zero padding.
         counts: int64 ``[C]`` instances per class.
         names: class names (``"alphabet/character"`` or ``"digit_7"``).
+        groups: the folder each class comes from (``"images_background"`` / ``"images_evaluation"``);
+            ``()`` for data without such groups (the digits).
     """
 
     images: Tensor
     counts: Tensor
     names: tuple[str, ...]
+    groups: tuple[str, ...] = ()
 
     @property
     def n_classes(self) -> int:
@@ -141,17 +164,18 @@ class ClassImages:
         sel = torch.as_tensor(idx, dtype=torch.long)
         counts = self.counts[sel]
         m = int(counts.max()) if len(idx) else 0
-        return ClassImages(self.images[sel, :m].clone(), counts, tuple(self.names[i] for i in idx))
+        groups = tuple(self.groups[i] for i in idx) if self.groups else ()
+        return ClassImages(self.images[sel, :m].clone(), counts, tuple(self.names[i] for i in idx), groups)
 
 
-def _stack_classes(per_class: list[Tensor], names: list[str]) -> ClassImages:
+def _stack_classes(per_class: list[Tensor], names: list[str], groups: list[str] | None = None) -> ClassImages:
     m = max(t.shape[0] for t in per_class)
     s = per_class[0].shape[-1]
     images = torch.zeros(len(per_class), m, s, s)
     for c, t in enumerate(per_class):
         images[c, : t.shape[0]] = t
     counts = torch.tensor([t.shape[0] for t in per_class], dtype=torch.long)
-    return ClassImages(images, counts, tuple(names))
+    return ClassImages(images, counts, tuple(names), tuple(groups or ()))
 
 
 def load_omniglot(root: str | Path, image_size: int = 31) -> ClassImages:
@@ -183,6 +207,7 @@ def _load_omniglot_cached(root_s: str, image_size: int) -> ClassImages:
         raise FileNotFoundError(f"neither images_background/ nor images_evaluation/ in {root_s!r}; {_OMNIGLOT_LAYOUT}")
     per_class: list[Tensor] = []
     names: list[str] = []
+    groups: list[str] = []
     for part in parts:
         for alphabet in sorted(p for p in part.iterdir() if p.is_dir()):
             for char in sorted(p for p in alphabet.iterdir() if p.is_dir()):
@@ -200,9 +225,10 @@ def _load_omniglot_cached(root_s: str, image_size: int) -> ClassImages:
                     imgs.append(1.0 - arr.float().reshape(image_size, image_size) / 255.0)
                 per_class.append(torch.stack(imgs))
                 names.append(f"{alphabet.name}/{char.name}")
+                groups.append(part.name)
     if not per_class:
         raise ValueError(f"no <alphabet>/<character>/*.png files under {root_s!r}; {_OMNIGLOT_LAYOUT}")
-    return _stack_classes(per_class, names)
+    return _stack_classes(per_class, names, groups)
 
 
 @functools.lru_cache(maxsize=2)
@@ -247,10 +273,15 @@ class OneShotTask(SupervisedTask):
     ``info`` keys: ``classes`` ``[B, N]`` (class index within the split for labels 0..N-1),
     ``rotations`` ``[B, N]`` (quarter turns), ``support_labels`` ``[B, N*K]``, ``split`` (str),
     ``class_names`` (tuple of the split's class names).
+
+    ``splits``: the :class:`ClassImages` of ``"train"`` and ``"test"`` (module docstring);
+    ``split_seed``: the seed the ``"random"`` split was drawn with.
     """
 
     success_threshold: float = 0.9
     higher_is_better: bool = True
+    data_splits: tuple[str, ...] = ("train", "test")
+    metric_is_binary: bool = True  # one query per episode
 
     def __init__(self, config: OneShotConfig = ONESHOT, *, name: str = "oneshot") -> None:
         if not isinstance(config, OneShotConfig):
@@ -261,16 +292,27 @@ class OneShotTask(SupervisedTask):
         self.n_in = s * s + config.n_way
         self.n_out = config.n_way
         self.T = config.T
+        self.split_seed = 0 if config.split_seed is None else config.split_seed
         if config.root is None:
+            if config.class_split == "alphabet":
+                raise ValueError("class_split='alphabet' needs Omniglot (root=...): the digits fallback has no "
+                                 "alphabets; use class_split='random'")
             data = load_digits_classes(s)
-            train_idx, test_idx = list(range(5)), list(range(5, 10))
         else:
             data = load_omniglot(config.root, s)
-            c = data.n_classes
+        c = data.n_classes
+        if config.class_split == "random":
             n_test = config.n_test_classes if config.n_test_classes is not None else min(100, c // 2)
             if n_test >= c:
                 raise ValueError(f"n_test_classes={n_test} leaves no training classes (dataset has {c})")
-            train_idx, test_idx = list(range(c - n_test)), list(range(c - n_test, c))
+            order = torch.randperm(c, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+            train_idx, test_idx = sorted(order[: c - n_test]), sorted(order[c - n_test :])
+        else:
+            train_idx = [i for i, g in enumerate(data.groups) if g == "images_background"]
+            test_idx = [i for i, g in enumerate(data.groups) if g == "images_evaluation"]
+            if not train_idx or not test_idx:
+                raise ValueError(f"class_split='alphabet' needs both images_background/ (train) and "
+                                 f"images_evaluation/ (test) under root {str(config.root)!r}; {_OMNIGLOT_LAYOUT}")
         self.splits: dict[str, ClassImages] = {"train": data.subset(train_idx), "test": data.subset(test_idx)}
         for split, d in self.splits.items():
             if d.n_classes < config.n_way:
@@ -282,6 +324,21 @@ class OneShotTask(SupervisedTask):
                     f"every class needs k_shot + 1 = {config.k_shot + 1} images; the {split} split has a class "
                     f"with {int(d.counts.min())}"
                 )
+
+    def split_items(self, split: str) -> tuple[str, ...]:
+        """The class names of ``split``."""
+        return self.splits[check_choice("split", split, self.data_splits)].names
+
+    def describe_split(self, split: str) -> str:
+        cfg = self.config
+        n = self.splits[check_choice("split", split, self.data_splits)].n_classes
+        total = sum(d.n_classes for d in self.splits.values())
+        data = "digits" if cfg.root is None else "Omniglot"
+        how = (f"drawn at random with split_seed {self.split_seed}" if cfg.class_split == "random"
+               else "alphabet-disjoint: " + ("images_background" if split == "train" else "images_evaluation"))
+        names = self.split_items(split)
+        listed = f" ({', '.join(names)})" if len(names) <= 10 else ""
+        return f"{split} split: {n} of {total} {data} classes{listed}, {how}"
 
     def sample(
         self,

@@ -21,14 +21,46 @@ def test_t_interval_matches_scipy() -> None:
     assert math.isnan(t_interval([3.0])[1])
 
 
-def _fake_run(root, model, seed, metrics):
+def _fake_run(root, model, seed, metrics, held_out=None):
     d = root / "runs" / model / f"seed{seed}"
     d.mkdir(parents=True)
     with open(d / "metrics.jsonl", "w") as fh:
         for i, m in enumerate(metrics, start=1):
             fh.write(json.dumps({"phase": "train", "episode": i, "loss": m, "metric": m, "seconds": 0.5,
                                  "skipped": False}) + "\n")
-    return {"seed": seed, "peak_rss_mb": 300.0 + seed, "baseline_rss_mb": 250.0, "n_params": 10}
+    return {"seed": seed, "peak_rss_mb": 300.0 + seed, "baseline_rss_mb": 250.0, "n_params": 10, "held_out": held_out}
+
+
+def _held(mean, lo, hi, method="wilson"):
+    return {"mean": mean, "ci_low": lo, "ci_high": hi, "half_width": (hi - lo) / 2, "ci_method": method, "n": 1000,
+            "split": "test", "data": "test split: 100 classes", "split_checked": True}
+
+
+def test_summarize_held_out_beside_train_metric(tmp_path) -> None:
+    cfg = CompareConfig(task="t", models=("a", "b"), episodes=20, seeds=2, out=str(tmp_path))
+    runs = {"a": [_fake_run(tmp_path, "a", s, [0.5] * 20, _held(m, m - 0.02, m + 0.03)) for s, m in enumerate((0.8, 0.9))],
+            "b": [_fake_run(tmp_path, "b", s, [0.5] * 20, _held(0.7, 0.68, 0.72)) for s in range(2)]}
+    res = summarize(cfg, runs, threshold=0.9, higher_is_better=True)
+    a, b = res["rows"]
+    mean, half = t_interval([0.8, 0.9])                       # across seeds: Student t over the held-out means
+    assert a["held_out_mean"] == pytest.approx(mean) and a["held_out_ci95"] == pytest.approx(half)
+    assert a["held_out_ci"] == "t over seeds" and sum(a["held_out_ci95_per_seed"], []) == pytest.approx([0.78, 0.83, 0.88, 0.93])
+    assert a["final_mean"] == 0.5 and res["held_out"]["episodes"] == cfg.eval_episodes == 1000
+    one = summarize(CompareConfig(task="t", models=("a",), episodes=20, seeds=1, out=str(tmp_path)),
+                    {"a": runs["a"][:1]}, threshold=0.9, higher_is_better=True)["rows"][0]
+    assert one["held_out_ci95"] == pytest.approx(0.025) and one["held_out_ci"] == "wilson (one run)"  # the run's own
+    write_markdown(res, tmp_path / "r.md")
+    md = (tmp_path / "r.md").read_text()
+    assert "| train metric, last 2 steps (mean ± 95% CI) | held-out metric, 1000 episodes, test split (mean ± 95% CI) |" in md
+    assert f"| a | 10 | 0.5 ± 0 | {mean:.4g} ± {half:.4g} |" in md and "(test split: 100 classes)" in md
+    assert "predate" not in md
+    runs["b"][1]["held_out"]["split_checked"] = False                 # a checkpoint without the split record
+    write_markdown(summarize(cfg, runs, 0.9, True), tmp_path / "u.md")
+    assert "1 run(s) predate the checkpoint's record" in (tmp_path / "u.md").read_text()
+    none = summarize(cfg, {m: [dict(r, held_out=None) for r in v] for m, v in runs.items()}, 0.9, True)
+    assert none["held_out"] is None and none["rows"][0]["held_out_mean"] is None
+    write_markdown(none, tmp_path / "n.md")
+    assert "held-out" not in (tmp_path / "n.md").read_text()
 
 
 def test_summarize_threshold_median_and_not_reached(tmp_path) -> None:
@@ -58,13 +90,15 @@ def test_compare_config_validation() -> None:
         CompareConfig(task="t", models=("rnn",), episodes=1, out="o", model_kwargs={"lstm": {}})
     with pytest.raises(TypeError):
         CompareConfig(task="t", models=("rnn",), episodes=1, out="o", bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="eval_episodes"):
+        CompareConfig(task="t", models=("rnn",), episodes=1, out="o", eval_episodes=-1)
 
 
 def _cue_compare(out, episodes: int, resume: bool = False, overwrite: bool = False):
     from spikeplastic.meta.compare import compare
 
     return compare(CompareConfig(task="cue-small", models=("rnn",), episodes=episodes, seeds=1, out=str(out),
-                                 batch=2, progress=False, task_kwargs={"episode_steps": 12},
+                                 batch=2, progress=False, task_kwargs={"episode_steps": 12}, eval_episodes=40,
                                  model_kwargs={"rnn": {"n_hidden": 4}}, resume=resume, overwrite=overwrite))
 
 
@@ -84,9 +118,14 @@ def test_compare_resume_extends_runs_exactly(tmp_path) -> None:
     for k, v in pb["model_state"].items():
         assert torch.equal(pa["model_state"][k], v), k
     assert extended["curves"] == fresh["curves"]
-    # a run already at `episodes` is not trained again
+    assert extended["rows"][0]["held_out_per_seed"] == fresh["rows"][0]["held_out_per_seed"]  # same network
+    assert json.loads((run_a / "held_out.json").read_text())["checkpoint_episode"] == 6
+    # a run already at `episodes` is not trained again, nor evaluated again (its held_out.json is reused)
+    held_before = (run_a / "held_out.json").read_bytes()
     again = _cue_compare(tmp_path / "a", 6, resume=True)
     assert len(read_metrics(run_a)) == 6 and again["curves"] == fresh["curves"]
+    assert (run_a / "held_out.json").read_bytes() == held_before
+    assert again["rows"][0]["held_out_per_seed"] == extended["rows"][0]["held_out_per_seed"]
     # without resume or overwrite the held runs are refused, untouched; with overwrite they start afresh
     before = {f: (run_a / f).read_bytes() for f in ("checkpoint.pt", "metrics.jsonl")}
     with pytest.raises(FileExistsError, match="resume=True.*overwrite=True"):

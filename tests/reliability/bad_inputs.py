@@ -232,12 +232,13 @@ def _record_string(ws: Workspace) -> None:
 
 def _api() -> list[BadInput]:
     from spikeplastic import LIF, STDP, Hebb, Network, Neuromodulation, Oja, PlasticLinear, ir
-    from spikeplastic.meta import CheckpointError, TrainConfig, TrainingError, load_checkpoint
+    from spikeplastic.meta import CheckpointError, TrainConfig, TrainingError, evaluate, load_checkpoint
 
     net = _net()
     A = "api"
     cases = [
         # construction: values (first block: accepted silently or with a misleading error before)
+        BadInput("evaluate episodes=0", A, lambda ws: evaluate(ws.run, episodes=0), ValueError, "episodes"),
         BadInput("LIF bias=nan", A, lambda ws: LIF(2, bias=NAN), ValueError, "bias"),
         BadInput("LIF bias=inf", A, lambda ws: LIF(2, bias=INF), ValueError, "bias"),
         BadInput("PlasticLinear alpha_init=nan", A, lambda ws: PlasticLinear(3, 2, rule="stdp", alpha_init=NAN),
@@ -373,6 +374,14 @@ def _cli() -> list[BadInput]:
                  "--out"),
         BadInput("compare --models with an unknown id", C,
                  lambda ws: ["compare", *TINY, "--models", "rnn,zzz", "--out", str(ws.fresh("c"))], 2, "zzz"),
+        BadInput("evaluate a missing run", C, lambda ws: ["evaluate", str(ws.root / "nope")], 2, "RUN"),
+        BadInput("evaluate a folder without checkpoint.pt", C, lambda ws: ["evaluate", str(ws.root)], 2,
+                 "holds no checkpoint.pt"),
+        BadInput("evaluate a truncated checkpoint", C, lambda ws: ["evaluate", str(ws.ckpt["truncated"])], 2,
+                 "truncated"),
+        BadInput("evaluate --episodes 0", C, lambda ws: ["evaluate", str(ws.run), "--episodes", "0"], 2, "--episodes"),
+        BadInput("evaluate --out a folder", C, lambda ws: ["evaluate", str(ws.run), "--out", str(ws.root)], 2, "--out",
+                 after=Workspace.run_unchanged),
         BadInput("plot a truncated checkpoint", C, lambda ws: ["plot", str(ws.ckpt["truncated"])], 2, "truncated"),
         BadInput("plot a missing checkpoint", C, lambda ws: ["plot", str(ws.root / "nope.pt")], 2, "CKPT"),
         BadInput("plot --out a folder", C, lambda ws: ["plot", str(ws.run), "--out", str(ws.root)], 2, "--out"),

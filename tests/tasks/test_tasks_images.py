@@ -10,7 +10,14 @@ import torch
 from torch.testing import assert_close
 
 from spikeplastic.tasks import IMAGES, ImageConfig, ImageTask, load_cifar10, load_skimage_gray, normalize_images
-from spikeplastic.tasks.images import SKIMAGE_SOURCES, occluded_mse
+from spikeplastic.tasks.images import (
+    CIFAR_BATCHES,
+    DEFAULT_SOURCES,
+    DEFAULT_TEST_SOURCES,
+    SKIMAGE_SOURCES,
+    load_cifar10_batches,
+    occluded_mse,
+)
 
 SMALL = ImageConfig(patch_size=8, present_steps=2, gap_steps=1, test_steps=2)
 
@@ -111,6 +118,44 @@ def test_config_errors() -> None:
         ImageConfig(cifar_root="/x", patch_size=16)
     with pytest.raises(TypeError):
         ImageConfig(n_image=3)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match=r"sources and test_sources must be disjoint.*\['camera'\]"):
+        ImageConfig(sources=("camera", "moon"))  # camera is a default test image
+    with pytest.raises(TypeError, match="test_sources"):
+        ImageConfig(test_sources=())
+    with pytest.raises(ValueError, match="split"):
+        ImageConfig(split="val")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"cifar_train_batches and cifar_test_batches must be disjoint"):
+        ImageConfig(cifar_test_batches=("data_batch_4",))
+    with pytest.raises(ValueError, match="cifar_test_batches"):
+        ImageConfig(cifar_test_batches=("batch_9",))
+
+
+def test_default_split_partitions_the_twelve_images() -> None:
+    cfg = ImageConfig()
+    assert cfg.sources == DEFAULT_SOURCES and cfg.test_sources == DEFAULT_TEST_SOURCES == ("camera", "coffee", "gravel")
+    assert len(cfg.sources) == 9 and not set(cfg.sources) & set(cfg.test_sources)
+    assert cfg.cifar_train_batches == CIFAR_BATCHES[:4] and cfg.cifar_test_batches == ("data_batch_5",)
+
+
+def _crops(name: str, ps: int) -> torch.Tensor:
+    """Every ``ps x ps`` crop of a source image, normalised as the task does: ``[n_crops, ps*ps]``."""
+    img = torch.from_numpy(load_skimage_gray(name))
+    return normalize_images(img.unfold(0, ps, 1).unfold(1, ps, 1).reshape(-1, ps * ps))
+
+
+def test_skimage_episodes_come_from_their_split_only(gen) -> None:
+    """Each patch is a crop of its split's image and of no image of the other split (pixel check)."""
+    cfg = ImageConfig(sources=("camera",), test_sources=("coins",), patch_size=4, present_steps=1, gap_steps=0,
+                      test_steps=1, min_std=0.0)
+    task = ImageTask(cfg)
+    crops = {"train": _crops("camera", 4), "test": _crops("coins", 4)}
+    for split, other in (("train", "test"), ("test", "train")):
+        ep = task.sample(4, gen(3), split=split)
+        assert ep.info["split"] == split and (ep.info["source_index"] == 0).all()
+        for img in ep.info["images"].reshape(-1, 16):
+            assert float((crops[split] - img).abs().amax(-1).min()) < 1e-5
+            assert float((crops[other] - img).abs().amax(-1).min()) > 1e-3
+    assert task.sample(2, gen(3)).info["split"] == "train"  # config.split's default
 
 
 def _write_batch(path: Path, data: np.ndarray, labels: list[int]) -> None:
@@ -123,7 +168,8 @@ def fake_cifar(tmp_path: Path) -> Path:
     d = tmp_path / "cifar-10-batches-py"
     d.mkdir()
     rng = np.random.default_rng(0)
-    for name, n in (("data_batch_1", 3), ("data_batch_2", 2), ("test_batch", 4)):
+    for name, n in (("data_batch_1", 3), ("data_batch_2", 2), ("data_batch_3", 1), ("data_batch_4", 1),
+                    ("data_batch_5", 2), ("test_batch", 4)):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         _write_batch(d / name, data, [int(v) for v in rng.integers(0, 10, size=n)])
     return tmp_path
@@ -133,8 +179,8 @@ def test_cifar_loader_fake_batch(fake_cifar: Path) -> None:
     d = fake_cifar / "cifar-10-batches-py"
     with open(d / "data_batch_1", "rb") as f:
         raw = pickle.load(f, encoding="bytes")
-    imgs, labels = load_cifar10(fake_cifar, "train")
-    assert imgs.shape == (5, 32, 32) and labels.shape == (5,) and labels.dtype == torch.int64
+    imgs, labels = load_cifar10(fake_cifar, "train")  # data_batch_1..5
+    assert imgs.shape == (9, 32, 32) and labels.shape == (9,) and labels.dtype == torch.int64
     assert labels[:3].tolist() == raw[b"labels"]
     # pixel (row 3, col 5) of image 1: planes R, G, B of 1024 values each, row-major
     px = raw[b"data"][1, [3 * 32 + 5, 1024 + 3 * 32 + 5, 2048 + 3 * 32 + 5]].astype(np.float64) / 255
@@ -143,13 +189,20 @@ def test_cifar_loader_fake_batch(fake_cifar: Path) -> None:
     assert rgb.shape == (4, 3, 32, 32) and 0 <= rgb.min() and rgb.max() <= 1
 
 
-def test_cifar_task_uses_the_files(fake_cifar: Path, gen) -> None:
-    gray, _ = load_cifar10(fake_cifar, "test")
-    pool = normalize_images(gray.reshape(4, -1))
-    task = ImageTask(ImageConfig(cifar_root=str(fake_cifar), cifar_split="test"))
-    ep = task.sample(2, gen(0))
-    for img in ep.info["images"].reshape(-1, 1024):
-        assert min(float((img - p).abs().max()) for p in pool) < 1e-6
+def test_cifar_task_splits_by_batch(fake_cifar: Path, gen) -> None:
+    """The paper's protocol: train on data_batch_1..4, test on data_batch_5 (pixel check)."""
+    pools = {s: normalize_images(load_cifar10_batches(fake_cifar, b)[0].reshape(-1, 1024))
+             for s, b in (("train", CIFAR_BATCHES[:4]), ("test", ("data_batch_5",)))}
+    task = ImageTask(ImageConfig(cifar_root=str(fake_cifar)))
+    assert task.split_items("train") == CIFAR_BATCHES[:4] and task.split_items("test") == ("data_batch_5",)
+    for split, other in (("train", "test"), ("test", "train")):
+        ep = task.sample(3, gen(0), split=split)
+        for img, i in zip(ep.info["images"].reshape(-1, 1024), ep.info["source_index"].reshape(-1)):
+            assert float((img - pools[split][i]).abs().max()) < 1e-6
+            assert float((pools[other] - img).abs().amax(-1).min()) > 1e-3
+    (fake_cifar / "cifar-10-batches-py" / "data_batch_5").unlink()
+    with pytest.raises(FileNotFoundError, match=r"cifar_test_batches: \['data_batch_5'\] missing"):
+        ImageTask(ImageConfig(cifar_root=str(fake_cifar)))
 
 
 def test_cifar_loader_errors(tmp_path: Path, fake_cifar: Path) -> None:

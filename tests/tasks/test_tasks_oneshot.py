@@ -46,14 +46,20 @@ def test_omniglot_loader(omniglot: Path) -> None:
 
 
 def test_omniglot_split_is_disjoint_and_episodes_come_from_it(omniglot: Path, gen) -> None:
-    task = OneShotTask(OneShotConfig(root=str(omniglot), n_way=3, rotate=False))
-    train, test = task.splits["train"], task.splits["test"]
-    assert train.names == tuple(f"Alpha/character{c:02d}" for c in range(1, 5))  # min(100, 8 // 2) = 4 test
-    assert set(train.names).isdisjoint(test.names)
-    for split, data in task.splits.items():
-        ep = task.sample(5, gen(1), split=split)  # type: ignore[arg-type]
-        assert ep.info["class_names"] == data.names
-        _check_episode_images(ep, data, n=3, k=1)
+    alpha = tuple(f"Alpha/character{c:02d}" for c in range(1, 5))
+    beta = tuple(f"Beta/character{c:02d}" for c in range(1, 5))
+    task = OneShotTask(OneShotConfig(root=str(omniglot), n_way=3, rotate=False, class_split="alphabet"))
+    assert task.split_items("train") == alpha and task.split_items("test") == beta  # background / evaluation
+    rand = OneShotTask(OneShotConfig(root=str(omniglot), n_way=3, rotate=False, split_seed=1))
+    train, test = rand.splits["train"], rand.splits["test"]
+    assert len(test.names) == 4 and set(train.names).isdisjoint(test.names)  # min(100, 8 // 2) = 4 test
+    assert set(train.names) | set(test.names) == set(alpha + beta)
+    assert test.names not in (alpha, beta)  # seed 1 mixes the alphabets
+    for t in (task, rand):
+        for split, data in t.splits.items():
+            ep = t.sample(5, gen(1), split=split)  # type: ignore[arg-type]
+            assert ep.info["class_names"] == data.names
+            _check_episode_images(ep, data, n=3, k=1)
 
 
 def _check_episode_images(ep, data, n: int, k: int) -> None:
@@ -88,16 +94,32 @@ def test_omniglot_too_few_classes(omniglot: Path) -> None:
         OneShotTask(OneShotConfig(root=str(omniglot), n_way=5))
     with pytest.raises(ValueError, match="k_shot"):
         OneShotTask(OneShotConfig(root=str(omniglot), n_way=2, k_shot=3))
+    with pytest.raises(ValueError, match="n_test_classes=8 leaves no training classes"):
+        OneShotTask(OneShotConfig(root=str(omniglot), n_way=2, n_test_classes=8))
+    only_bg = omniglot / "bg_only"
+    only_bg.mkdir()
+    (omniglot / "images_background").rename(only_bg / "images_background")
+    with pytest.raises(ValueError, match=r"class_split='alphabet' needs both images_background/ .* images_evaluation/"):
+        OneShotTask(OneShotConfig(root=str(only_bg), n_way=2, class_split="alphabet"))
 
 
 def test_digits_fallback_split() -> None:
+    """The random class split: 5 + 5 disjoint digits, a function of split_seed alone (the paper's protocol)."""
     data = load_digits_classes(31)
     assert data.images.shape[0] == 10 and data.images.shape[-2:] == (31, 31)
     assert data.images.min() >= 0 and data.images.max() <= 1
     task = OneShotTask()
-    assert task.splits["train"].names == tuple(f"digit_{d}" for d in range(5))
-    assert task.splits["test"].names == tuple(f"digit_{d}" for d in range(5, 10))
+    train, test = task.split_items("train"), task.split_items("test")
+    assert len(train) == len(test) == 5 and set(train) | set(test) == {f"digit_{d}" for d in range(10)}
     assert int(task.splits["train"].counts.sum() + task.splits["test"].counts.sum()) == 1797
+    # randperm(10, seed 0)'s last 5 are the test classes
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(0)).tolist()
+    assert test == tuple(f"digit_{d}" for d in sorted(order[5:]))
+    assert OneShotTask(OneShotConfig(split_seed=0)).split_items("test") == test
+    assert {OneShotTask(OneShotConfig(split_seed=s)).split_items("test") for s in (1, 2)} - {test}
+    assert "random with split_seed 0" in task.describe_split("test")
+    with pytest.raises(ValueError, match="class_split='alphabet' needs Omniglot"):
+        OneShotTask(OneShotConfig(class_split="alphabet"))
 
 
 @pytest.mark.parametrize("n,k", [(5, 1), (3, 2)])
@@ -126,7 +148,7 @@ def test_rotations_and_determinism(gen) -> None:
     assert not torch.equal(ep.inputs, task.sample(64, gen(4)).inputs)
     assert (OneShotTask(OneShotConfig(rotate=False)).sample(8, gen(0)).info["rotations"] == 0).all()
     test_ep = task.sample(8, gen(0), split="test")
-    assert test_ep.info["split"] == "test" and test_ep.info["class_names"][0] == "digit_5"
+    assert test_ep.info["split"] == "test" and test_ep.info["class_names"] == task.split_items("test")
 
 
 def test_loss_and_metric(gen) -> None:
@@ -159,3 +181,9 @@ def test_config_errors() -> None:
         OneShotTask(OneShotConfig(n_way=6))  # digits splits have 5 classes
     with pytest.raises(TypeError):
         OneShotConfig(ways=5)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="class_split"):
+        OneShotConfig(class_split="sorted")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="split_seed"):
+        OneShotConfig(split_seed=-1)
+    with pytest.raises(ValueError, match="n_test_classes applies to class_split='random' only"):
+        OneShotConfig(class_split="alphabet", n_test_classes=10)
