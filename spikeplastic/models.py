@@ -81,7 +81,7 @@ from .plastic import PlasticLinear
 from .rules import STDP
 from .surrogate import surrogate as make_surrogate
 
-__all__ = ["SpikingModel", "SpikingState", "ModelSpec", "MODELS", "RL_HIDDEN", "MODEL_HIDDEN", "make_model", "model_ids",
+__all__ = ["SpikingModel", "SpikingState", "SpikingPopulationState", "ModelSpec", "MODELS", "RL_HIDDEN", "MODEL_HIDDEN", "make_model", "model_ids",
            "count_parameters"]
 
 ENCODERS = ("current", "rate", "latency")
@@ -92,6 +92,25 @@ class SpikingState(NamedTuple):
 
     net: NetworkState
     trace: Tensor
+
+
+class SpikingPopulationState(NamedTuple):
+    """State of :meth:`SpikingModel.population_step`: the no-grad population run (its network state,
+    advanced in place), the readout traces ``[P, B, n_hidden]`` and the members' readout ``(weight, bias)``."""
+
+    run: Any
+    trace: Tensor
+    readout: tuple[Tensor, Tensor]
+
+
+def _add_axis(vals: Any) -> Any:
+    """A member's values (no member axis) with a leading axis of size 1."""
+    if isinstance(vals, Tensor):
+        return vals.unsqueeze(0)
+    if isinstance(vals, tuple):
+        items = [_add_axis(v) for v in vals]
+        return type(vals)(*items) if hasattr(vals, "_fields") else tuple(items)
+    return vals
 
 
 class SpikingModel(EpisodeModel):
@@ -349,6 +368,131 @@ class SpikingModel(EpisodeModel):
             if k % s == s - 1:
                 frames.append(r)
         return self.read(torch.stack(frames)), SpikingState(net, r)
+
+    # ---- fused no-grad path and populations (spikeplastic.lean.population) ---------------------------
+    #: backend of the no-grad population kernels (``"auto"`` | ``"inplace"`` | ``"compile"``)
+    population_backend: str = "auto"
+    #: spiking steps per block of a no-grad run (a multiple of ``steps_per_frame`` is used): memory
+    #: is ``O(block)`` in the episode length
+    POPULATION_BLOCK = 64
+
+    def nograd_unsupported(self) -> str | None:
+        from .lean.population import check_population
+
+        try:
+            check_population(self.network)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    def member_values(self) -> tuple[Any, tuple[Tensor, Tensor]]:
+        """The network's mapped values (:func:`spikeplastic.lean.population.network_values`, no member
+        axis) and the readout's ``(weight, bias)`` (diagonal: ``(gain, bias)``): what differs between
+        members of a population (:func:`~spikeplastic.protocol.map_members` stacks them)."""
+        from .lean.population import network_values
+
+        vals = network_values(self.network, member_axis=False)
+        ro = (self.readout_gain, self.readout_bias) if self.readout is None else (self.readout.weight, self.readout.bias)
+        return vals, ro
+
+    def _members(self, params: Mapping[str, Tensor] | None) -> tuple[Any, tuple[Tensor, Tensor]]:
+        from .protocol import map_members
+
+        if params is None:  # the model itself, as one member
+            vals, ro = self.member_values()
+            return _add_axis(vals), (ro[0].unsqueeze(0), ro[1].unsqueeze(0))
+        return map_members(self, self.member_values, params)
+
+    def _read_members(self, r: Tensor, ro: tuple[Tensor, Tensor]) -> Tensor:
+        """:meth:`read` with each member's readout: ``r`` ``[P, B, n_hidden]`` -> ``[P, B, n_out]``."""
+        w, b = ro
+        if self.readout is None:
+            y = r * w.unsqueeze(1) + b.unsqueeze(1)
+        else:
+            y = torch.baddbmm(b.unsqueeze(1), r, w.transpose(1, 2))
+        return torch.tanh(y) if self.output == "tanh" else y
+
+    def _encode_frames(self, inputs: Tensor) -> Tensor:
+        # frame by frame, as step() does: the same random draws for the stochastic encoders
+        return torch.cat([self.encode(inputs[t:t + 1]) for t in range(inputs.shape[0])])
+
+    def _run_frames(self, run: Any, xs: Tensor, r: Tensor, ro: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Run the encoded steps ``xs`` in blocks; the readout trace ``r`` ``[P, B, n_hidden]`` and the
+        outputs at the end of each frame ``[frames, P, B, n_out]``."""
+        s = self.steps_per_frame
+        block = max(s, self.POPULATION_BLOCK // s * s)
+        frames = []
+        for k0 in range(0, xs.shape[0], block):
+            spikes = run.run(xs[k0:k0 + block]).spikes["hidden"]
+            for k in range(spikes.shape[0]):
+                r = r * self.trace_decay + spikes[k]
+                if (k0 + k) % s == s - 1:
+                    frames.append(self._read_members(r, ro))
+        return torch.stack(frames), r
+
+    def nograd_forward(self, inputs: Tensor, state: SpikingState | None = None) -> tuple[Tensor, SpikingState]:
+        """``forward`` without autograd through the fused kernels of :mod:`spikeplastic.lean.population`
+        (same outputs to rounding, same spikes and final state)."""
+        from .lean.population import PopulationRun, network_spec, to_network_state, to_population_state
+
+        reason = self.nograd_unsupported()
+        if reason is not None:
+            raise ValueError(f"no-grad forward: {reason}")
+        T, B = inputs.shape[0], inputs.shape[1]
+        if state is None:
+            state = self.initial_state(B)
+        else:
+            self._check_state(state, B)
+        with torch.no_grad():
+            spec = network_spec(self.network)
+            vals, ro = self._members(None)
+            run = PopulationRun(spec, vals, B, state=to_population_state(spec, state.net),
+                                backend=self.population_backend)
+            out, r = self._run_frames(run, self._encode_frames(inputs), state.trace.unsqueeze(0), ro)
+        return out[:, 0], SpikingState(to_network_state(spec, run.state), r[0])
+
+    def population_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
+        """Every member's outputs ``[T, P, B, n_out]`` on ``inputs`` ``[T, B, n_in]`` (encoded once, the same
+        spikes for every member), all ``P x B`` episodes in one fused no-grad run."""
+        from .lean.population import PopulationRun, network_spec
+
+        if self.nograd_unsupported() is not None:
+            return super().population_forward(params, inputs)
+        if not isinstance(inputs, Tensor) or inputs.dim() != 3 or inputs.shape[-1] != self.n_in:
+            raise ValueError(f"inputs: expected [T, B, {self.n_in}], got {tuple(getattr(inputs, 'shape', ()))}")
+        with torch.no_grad():
+            vals, ro = self._members(params)
+            B = inputs.shape[1]
+            run = PopulationRun(network_spec(self.network), vals, B, backend=self.population_backend)
+            r0 = torch.zeros(vals.P, B, self.n_hidden, dtype=self.network.dtype, device=self.network.device)
+            out, _ = self._run_frames(run, self._encode_frames(inputs), r0, ro)
+        return out
+
+    def population_initial_state(self, params: Mapping[str, Tensor], batch: int) -> Any:
+        """A :class:`SpikingPopulationState` for ``batch`` episodes per member (all members in one run)."""
+        from .lean.population import PopulationRun, network_spec
+
+        if self.nograd_unsupported() is not None:
+            return super().population_initial_state(params, batch)
+        with torch.no_grad():
+            vals, ro = self._members(params)
+            run = PopulationRun(network_spec(self.network), vals, batch, backend=self.population_backend)
+            r = torch.zeros(vals.P, batch, self.n_hidden, dtype=self.network.dtype, device=self.network.device)
+        return SpikingPopulationState(run, r, ro)
+
+    def population_step(self, params: Mapping[str, Tensor], x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """One task step of every member: ``x`` ``[P, B, n_in]`` -> ``[P, B, n_out]``. The network's state
+        lives in ``state.run`` and is advanced in place (a no-grad stepper); the trace is returned anew."""
+        if not isinstance(state, SpikingPopulationState):
+            return super().population_step(params, x, state)
+        run = state.run
+        if not isinstance(x, Tensor) or tuple(x.shape) != (run.P, run.B, self.n_in):
+            raise ValueError(f"x: expected [P={run.P}, B={run.B}, {self.n_in}], got {tuple(getattr(x, 'shape', ()))}")
+        with torch.no_grad():
+            xs = self.encode(x.reshape(1, run.P * run.B, self.n_in))
+            xs = xs.reshape(xs.shape[0], run.P, run.B, xs.shape[-1])
+            out, r = self._run_frames(run, xs, state.trace, state.readout)
+        return out[-1], state._replace(trace=r)
 
     def export_meta(self) -> dict[str, Any]:
         """JSON-able description of the parts around the network (stored with its IR)."""

@@ -25,10 +25,21 @@ or a ``ValueError`` saying why the model does not qualify; ``"off"`` = always th
 Models with a lean op: :class:`~spikeplastic.models.SpikingModel` (networks accepted by
 :func:`spikeplastic.lean.check_network`) and :class:`~spikeplastic.baselines.PlasticRNN`
 (``rule="hebb"``). RL episodes call ``step`` only, so they always use the step loop.
+Without gradients, ``"auto"`` runs the model's fused no-grad forward where it has one
+(:meth:`EpisodeModel.nograd_forward`: :class:`~spikeplastic.models.SpikingModel`, through
+:mod:`spikeplastic.lean.population`), else the step loop.
+
+Populations of parameter sets (evolution strategies, :mod:`spikeplastic.meta.es`): ``params``
+maps parameter names (as ``named_parameters``) to ``[P, *shape]`` tensors, one set per *member*;
+parameters not named are the model's own. :meth:`EpisodeModel.population_forward` (supervised)
+and :meth:`~EpisodeModel.population_initial_state` / :meth:`~EpisodeModel.population_step` (RL)
+run every member on ``B`` episodes without autograd: by default one member after another
+(:func:`torch.func.functional_call`); models with fused kernels run all ``P x B`` episodes in one batch.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,7 +48,8 @@ from torch import Tensor, nn
 
 from ._validation import check_state_batch, check_tensor
 
-__all__ = ["Episode", "EpisodeModel", "SupervisedTask", "RLTask", "Task", "run_supervised", "LEAN_MODES", "check_lean"]
+__all__ = ["Episode", "EpisodeModel", "SupervisedTask", "RLTask", "Task", "run_supervised", "LEAN_MODES", "check_lean",
+           "map_members", "population_size"]
 
 #: values of the ``lean`` setting (:attr:`EpisodeModel.lean`, :class:`~spikeplastic.meta.config.TrainConfig`, ``--lean``);
 #: the setting belongs to the model interface, so its check lives here too
@@ -97,6 +109,14 @@ class EpisodeModel(nn.Module, ABC):
         """:meth:`forward` through the model's lean op (same outputs, final state and gradients)."""
         raise ValueError(f"lean path: {self.lean_unsupported()}")
 
+    def nograd_unsupported(self) -> str | None:
+        """Why this model has no fused no-grad forward (``None``: it has one)."""
+        return f"{type(self).__name__} has no fused no-grad forward"
+
+    def nograd_forward(self, inputs: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """:meth:`forward` without autograd through fused kernels (same outputs to rounding, same final state)."""
+        raise ValueError(f"no-grad forward: {self.nograd_unsupported()}")
+
     def use_lean(self, mode: str | None = None) -> bool:
         """Whether a whole-sequence forward now runs :meth:`lean_forward` under ``mode`` (default ``self.lean``).
 
@@ -133,6 +153,8 @@ class EpisodeModel(nn.Module, ABC):
             check_state_batch("state", state, inputs.shape[1])
         if self.use_lean():
             return self.lean_forward(inputs, state)
+        if self.lean == "auto" and not torch.is_grad_enabled() and self.nograd_unsupported() is None:
+            return self.nograd_forward(inputs, state)
         if state is None:
             state = self.initial_state(inputs.shape[1])
         outs = []
@@ -140,6 +162,133 @@ class EpisodeModel(nn.Module, ABC):
             y, state = self.step(inputs[t], state)
             outs.append(y)
         return torch.stack(outs), state
+
+    # ---- populations of parameter sets (module docstring) --------------------------------------------
+    def population_forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
+        """Outputs ``[T, P, B, n_out]`` of every member of ``params`` on the same ``inputs`` ``[T, B, n_in]``,
+        without autograd (default: member by member through :meth:`forward`)."""
+        P = population_size(self, params)
+        with torch.no_grad():
+            outs = [torch.func.functional_call(self, _member(params, i), (inputs,))[0] for i in range(P)]
+        return torch.stack(outs, dim=1)
+
+    def population_initial_state(self, params: Mapping[str, Tensor], batch: int) -> Any:
+        """State for :meth:`population_step`: ``batch`` episodes per member (default: one state per member)."""
+        P = population_size(self, params)
+        with torch.no_grad():
+            return [_call(self, "initial_state", _member(params, i), batch) for i in range(P)]
+
+    def population_step(self, params: Mapping[str, Tensor], x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """One step of every member: ``x`` ``[P, B, n_in]`` -> ``[P, B, n_out]`` and the new state (``params``
+        as given to :meth:`population_initial_state`); default: member by member through :meth:`step`."""
+        P = population_size(self, params)
+        if not isinstance(x, Tensor) or x.dim() != 3 or x.shape[0] != P:
+            raise ValueError(f"x: expected [P={P}, B, n_in], got {tuple(getattr(x, 'shape', ()))}")
+        outs, new = [], []
+        with torch.no_grad():
+            for i in range(P):
+                y, s = _call(self, "step", _member(params, i), x[i], state[i])
+                outs.append(y)
+                new.append(s)
+        return torch.stack(outs), new
+
+
+class _Bound(nn.Module):
+    """Calls ``getattr(model, method)``; lets :func:`torch.func.functional_call` run any method of ``model``
+    (its parameters are ``model.<name>`` here)."""
+
+    def __init__(self, model: nn.Module, method: str) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+
+    def forward(self, *args: Any) -> Any:
+        return getattr(self.model, self.method)(*args)
+
+
+def _member(params: Mapping[str, Tensor], i: int) -> dict[str, Tensor]:
+    return {k: v[i] for k, v in params.items()}
+
+
+def _call(model: nn.Module, method: str, params: Mapping[str, Tensor], *args: Any) -> Any:
+    """``model.<method>(*args)`` with ``params`` (names as ``named_parameters``) in place of the model's own."""
+    return torch.func.functional_call(_Bound(model, method), {f"model.{k}": v for k, v in params.items()}, args)
+
+
+def population_size(model: nn.Module, params: Mapping[str, Tensor]) -> int:
+    """``P``, the leading size shared by every tensor of ``params``; ``ValueError`` naming the parameter
+    whose name the model lacks, whose shape is not ``[P, *shape]``, or whose ``P`` differs."""
+    if not isinstance(params, Mapping) or not params:
+        raise ValueError("params: expected a non-empty mapping {parameter name: [P, *shape] tensor}")
+    own = dict(model.named_parameters())
+    P = None
+    for k, v in params.items():
+        if k not in own:
+            raise ValueError(f"params[{k!r}]: the model has no parameter of that name (e.g. {list(own)[:3]})")
+        if not isinstance(v, Tensor) or tuple(v.shape[1:]) != tuple(own[k].shape) or v.dim() != own[k].dim() + 1:
+            raise ValueError(f"params[{k!r}]: expected [P, {', '.join(map(str, own[k].shape))}] (one set per member), "
+                             f"got {tuple(getattr(v, 'shape', ()))}")
+        if P is None:
+            P = int(v.shape[0])
+        elif int(v.shape[0]) != P:
+            raise ValueError(f"params[{k!r}]: expected P={P} members like the other entries, got {int(v.shape[0])}")
+    assert P is not None
+    if P < 1:
+        raise ValueError("params: expected at least one member (P >= 1)")
+    return P
+
+
+def map_members(model: nn.Module, fn: Callable[[], Any], params: Mapping[str, Tensor], *, vmap: bool = True) -> Any:
+    """``fn()`` (a bound method of ``model`` taking no argument, returning a (nested) tuple of tensors)
+    evaluated with each member's parameters, stacked on a new leading axis ``[P, ...]``.
+
+    With ``vmap`` all members run in one :func:`torch.func.vmap`; functions with data-dependent Python
+    control flow (e.g. the Loihi grid's ``float(max|w|)``) cannot, so a ``RuntimeError`` there falls
+    back to one member after another (as does ``vmap=False``)."""
+    P = population_size(model, params)
+    name = getattr(fn, "__name__", None)
+    if name is None or getattr(fn, "__self__", None) is not model:
+        raise TypeError("map_members: fn must be a bound method of model (e.g. model.member_values)")
+
+    shape: list[Any] = []
+
+    def one(p: Mapping[str, Tensor]) -> tuple[Tensor, ...]:
+        tree = _call(model, name, p)
+        leaves: list[Tensor] = []
+        shape[:] = [_flatten(tree, leaves)]
+        return tuple(leaves)  # vmap returns tensors only: None fields are put back by _unflatten
+
+    with torch.no_grad():
+        if vmap:
+            try:
+                leaves = torch.func.vmap(one)(dict(params))
+                return _unflatten(shape[0], iter(leaves))
+            except RuntimeError:
+                pass
+        outs = [one(_member(params, i)) for i in range(P)]
+    stacked = [torch.stack(z) for z in zip(*outs)]
+    return _unflatten(shape[0], iter(stacked))
+
+
+def _flatten(tree: Any, leaves: list[Tensor]) -> Any:
+    """The structure of ``tree`` (tensors replaced by ``0``, their slot in ``leaves``, appended there)."""
+    if isinstance(tree, Tensor):
+        leaves.append(tree)
+        return 0
+    if isinstance(tree, tuple):
+        parts = tuple(_flatten(t, leaves) for t in tree)
+        return (type(tree) if hasattr(tree, "_fields") else tuple, parts)
+    return ("const", tree)
+
+
+def _unflatten(shape: Any, leaves: Any) -> Any:
+    if shape == 0:
+        return next(leaves)
+    kind, parts = shape
+    if kind == "const":
+        return parts
+    items = [_unflatten(p, leaves) for p in parts]
+    return kind(*items) if kind is not tuple else tuple(items)
 
 
 class SupervisedTask(ABC):

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from . import ir as _ir
+from .lean.population import POPULATION_RECORD, check_population, nograd_forward
 from .network import Network, Record
 
 __all__ = ["simulate"]
@@ -31,6 +32,10 @@ def simulate(
             with 2-D ``inputs`` (no batch dim) it is ``[T]`` or ``[T, n_post]``, as for the Lava run.
 
     Returns: a :class:`Record` whose tensors have a batch dim (``B = 1`` for 2-D inputs).
+
+    Runs through the fused no-grad kernels (:func:`spikeplastic.lean.population.nograd_forward`: the
+    same spikes as ``Network.forward``, the rest equal to rounding) when the network and ``record``
+    allow it (pair STDP or static projections; no ``"modulation"`` record), else through ``Network.forward``.
     """
     if not isinstance(net_ir, _ir.NetworkIR):
         raise TypeError(f"net_ir must be a spikeplastic.ir.NetworkIR, got {type(net_ir).__name__}")
@@ -48,6 +53,14 @@ def simulate(
         elif unbatched and tf.dim() == 2:  # [T, n_post] per postsynaptic neuron
             tf = tf[:, None, :]
     net = Network.from_ir(net_ir, dtype=dtype)
+    rec_names = (record,) if isinstance(record, str) else tuple(record)
+    try:
+        check_population(net)
+        fused = all(r in POPULATION_RECORD for r in rec_names)
+    except ValueError:
+        fused = False
+    if fused:
+        return nograd_forward(net, x, record=rec_names, third_factor=tf)[0]
     with torch.no_grad():
         rec, _ = net(x, record=record, third_factor=tf)
     return rec
