@@ -13,6 +13,7 @@
     spikeplastic verify runs/snn --inputs x.npy                    # or on your inputs; --random-inputs RATE
     spikeplastic list
     torchrun --nproc_per_node 2 -m spikeplastic.cli train --task cue --model backpropamine --batch 30
+    spikeplastic train --task pattern50 --model snn-stdp --outer es --es-population 32 --batch 8   # no backward pass
 
 ``--task-kw KEY=VALUE`` / ``--model-kw KEY=VALUE`` (repeatable) override task config fields and
 model keywords (values parsed as Python literals, ``nan``/``inf`` as floats, else kept as strings); with ``compare``,
@@ -201,6 +202,37 @@ def _check_lean(mode: str, model: str, task: Any, kw: dict[str, Any]) -> None:
             raise UsageError("--lean", str(e)) from None
 
 
+def _es_params_arg(s: str) -> str | tuple[str, ...]:
+    """``--es-params``: ``all``, ``rule`` or comma-separated parameter-name prefixes."""
+    if s in ("all", "rule"):
+        return s
+    parts = tuple(p.strip() for p in s.split(","))
+    if not s.strip() or not all(parts):
+        raise argparse.ArgumentTypeError(f"expected 'all', 'rule' or comma-separated parameter-name prefixes, got {s!r}")
+    return parts
+
+
+def _even_population(s: str) -> int:
+    """``--es-population``: an even integer >= 2."""
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an even integer >= 2 (antithetic pairs), got {s!r}") from None
+    if v < 2 or v % 2:
+        raise argparse.ArgumentTypeError(f"expected an even integer >= 2 (antithetic pairs), got {s!r}")
+    return v
+
+
+def _check_es_params(es_params: str | tuple[str, ...], model: str, task: Any, kw: dict[str, Any]) -> None:
+    from .meta.es import select_parameters
+    from .models import make_model
+
+    try:
+        select_parameters(make_model(model, task, **kw), es_params)
+    except ValueError as e:
+        raise UsageError("--es-params", str(e)) from None
+
+
 def _check_device(device: str) -> None:
     from .meta.devices import resolve_device
 
@@ -269,8 +301,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         clip=_clip(args.clip, rec), seed=args.seed, device=args.device, out=out,
         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, log_every=args.log_every,
         progress=not args.no_progress, task_kwargs=_task_kwargs(args), model_kwargs=model_kw, lean=args.lean,
+        outer=args.outer, es_population=args.es_population, es_sigma=args.es_sigma, es_params=args.es_params,
         **{k: v for k, v in fields.items() if k != "clip"},
     )
+    if args.outer == "es":
+        _check_es_params(args.es_params, args.model, task, model_kw)
     if args.resume and not (Path(out) / "checkpoint.pt").is_file():
         raise UsageError("--resume", f"no checkpoint to resume at {str(Path(out) / 'checkpoint.pt')!r}; "
                                      "train without --resume first (same --out)")
@@ -288,6 +323,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ValueError as e:
         if args.resume and "cannot resume" in str(e):
             raise UsageError("--resume", str(e)) from None
+        if "es_population" in str(e) and "divisible" in str(e):
+            raise UsageError("--es-population", str(e)) from None
         if "batch" in str(e) and "divisible" in str(e):
             raise UsageError("--batch", str(e)) from None
         raise
@@ -494,6 +531,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=_nonneg_float, default=None,
                    help="gradient-norm clip (0: off; default: per task, 10 where the task sets none)")
     p.add_argument("--model-kw", action="append", metavar="KEY=VALUE", help="model keyword override (repeatable)")
+    p.add_argument("--outer", choices=["bptt", "es"], default="bptt",
+                   help="outer loop: bptt (default: backpropagation through whole episodes) or es (evolution "
+                        "strategies: forward passes of a population of perturbed parameter sets, no backward pass; "
+                        "--batch is then the episodes each member runs per outer step)")
+    p.add_argument("--es-population", type=_even_population, default=32, metavar="P",
+                   help="ES: members per outer step, even (antithetic pairs; default 32)")
+    p.add_argument("--es-sigma", type=_positive_float, default=0.02, metavar="SIGMA",
+                   help="ES: standard deviation of the parameter perturbations (default 0.02)")
+    p.add_argument("--es-params", type=_es_params_arg, default="all", metavar="WHICH",
+                   help="ES: the parameters to perturb and train: all (default), rule (the plasticity rules' "
+                        "parameters) or comma-separated parameter-name prefixes")
     p.set_defaults(fn=_cmd_train)
 
     p = sub.add_parser("compare", help="several models on one task over several seeds")

@@ -259,12 +259,12 @@ def map_members(model: nn.Module, fn: Callable[[], Any], params: Mapping[str, Te
         return tuple(leaves)  # vmap returns tensors only: None fields are put back by _unflatten
 
     with torch.no_grad():
-        if vmap:
+        if vmap and not model.__dict__.get("_members_without_vmap", False):
             try:
                 leaves = torch.func.vmap(one)(dict(params))
                 return _unflatten(shape[0], iter(leaves))
-            except RuntimeError:
-                pass
+            except RuntimeError:  # data-dependent control flow: remember it, member by member from now on
+                model.__dict__["_members_without_vmap"] = True
         outs = [one(_member(params, i)) for i in range(P)]
     stacked = [torch.stack(z) for z in zip(*outs)]
     return _unflatten(shape[0], iter(stacked))

@@ -10,7 +10,7 @@ from typing import Any
 from ..protocol import check_lean
 from ..tasks import TASKS, TrainDefaults
 
-__all__ = ["TrainConfig", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "MAX_LR", "recommended", "task_fields"]
+__all__ = ["TrainConfig", "OUTER_LOOPS", "TASK_DEFAULTS", "TASK_DEFAULT_FIELDS", "MAX_LR", "recommended", "task_fields"]
 
 #: Largest accepted Adam learning rate. Adam moves every parameter by up to about ``lr`` per step,
 #: so a larger value can only blow the parameters up (and past ~3e37 overflows float32 inside Adam).
@@ -40,6 +40,23 @@ def recommended(task: str, model: str | None = None) -> dict[str, float | int | 
 def task_fields(task: str, model: str | None = None) -> dict[str, float | int | str | None]:
     """The :data:`TASK_DEFAULT_FIELDS` that ``task`` sets (for ``model``; often none)."""
     return {k: v for k, v in recommended(task, model).items() if k in TASK_DEFAULT_FIELDS}
+
+
+#: values of :attr:`TrainConfig.outer`
+OUTER_LOOPS = ("bptt", "es")
+
+
+def _es_params(v: Any) -> str | tuple[str, ...]:
+    """``es_params`` checked: ``"all"``, ``"rule"`` or a non-empty sequence of non-empty prefixes (a tuple)."""
+    if isinstance(v, str):
+        if v in ("all", "rule"):
+            return v
+        raise ValueError(f"es_params: expected 'all', 'rule' or a list of parameter-name prefixes, got the string "
+                         f"{v!r} (a single prefix goes in a list: [{v!r}])")
+    if isinstance(v, (list, tuple)) and v and all(isinstance(p, str) and p for p in v):
+        return tuple(v)
+    raise ValueError(f"es_params: expected 'all', 'rule' or a non-empty list of non-empty parameter-name prefixes, "
+                     f"got {v!r}")
 
 
 def _int(name: str, v: Any, minimum: int) -> None:
@@ -98,7 +115,18 @@ class TrainConfig:
             ``snn-static``, ``rate-hebb``) and only with gradients (evaluation keeps the step loop);
             ``"on"``: always, else ``ValueError`` at construction of the trainer (also for RL tasks,
             which step one observation at a time); ``"off"``: the per-step loop. Results agree to
-            rounding; not a resume field.
+            rounding; not a resume field. Without gradients (evaluation, ES) ``"auto"`` runs the
+            fused no-grad forward where the model has one (:mod:`spikeplastic.lean.population`).
+        outer: the outer loop: ``"bptt"`` (default: backpropagation through whole episodes) or ``"es"``
+            (evolution strategies, :mod:`spikeplastic.meta.es`: antithetic Gaussian perturbations,
+            centred-rank fitness shaping, Adam on ``g = 1/(P sigma) sum_i u_i eps_i``; forward passes only).
+            With ``outer="es"``, ``batch`` is the number of episodes *each member* runs per outer step.
+        es_population: members ``P`` per ES outer step (even: antithetic pairs; with ``torchrun`` also a
+            multiple of the number of processes, which split the population).
+        es_sigma: the perturbations' standard deviation ``sigma`` (in raw-parameter units), > 0.
+        es_params: which trainable parameters ES perturbs and trains: ``"all"``, ``"rule"`` (those of
+            the plasticity rules) or a sequence of parameter-name prefixes (e.g.
+            ``["network.projs.hidden_to_hidden."]``); the others stay as initialised.
     """
 
     task: str
@@ -125,6 +153,10 @@ class TrainConfig:
     task_kwargs: Mapping[str, Any] = field(default_factory=dict)
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     lean: str = "auto"
+    outer: str = "bptt"
+    es_population: int = 32
+    es_sigma: float = 0.02
+    es_params: str | tuple[str, ...] = "all"
 
     def lr_at(self, step: int) -> float:
         """The learning rate of outer step ``step`` (0-based) under the step decay."""
@@ -177,10 +209,21 @@ class TrainConfig:
         check_lean(self.lean)
         if "lean" in self.model_kwargs:
             raise ValueError("model_kwargs must not hold 'lean': set TrainConfig.lean (CLI: --lean) instead")
+        if self.outer not in OUTER_LOOPS:
+            raise ValueError(f"outer: expected one of {list(OUTER_LOOPS)} (backpropagation through time or evolution "
+                             f"strategies), got {self.outer!r}")
+        _int("es_population", self.es_population, 2)
+        if self.es_population % 2:
+            raise ValueError(f"es_population: expected an even int >= 2 (members come in antithetic pairs "
+                             f"theta +- sigma eps), got {self.es_population}")
+        _float("es_sigma", self.es_sigma, positive=True)
+        object.__setattr__(self, "es_params", _es_params(self.es_params))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-python dict (JSON-able when the kwargs are)."""
         d = dataclasses.asdict(self)
+        if isinstance(self.es_params, tuple):
+            d["es_params"] = list(self.es_params)
         d["task_kwargs"] = dict(self.task_kwargs)
         d["model_kwargs"] = dict(self.model_kwargs)
         return d

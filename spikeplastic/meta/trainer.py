@@ -63,9 +63,11 @@ GRAD_TOP_ABOVE = 1e3
 EVAL_SEED_OFFSET = 2_000_003
 #: Fields that must be equal between a checkpoint and the config that resumes it.
 RESUME_FIELDS = ("task", "model", "batch", "lr", "lr_decay", "lr_decay_every", "weight_decay", "clip", "seed", "value_coef", "entropy_coef",
-                 "entropy_kind", "adam_eps", "task_kwargs", "model_kwargs")
+                 "entropy_kind", "adam_eps", "task_kwargs", "model_kwargs", "outer", "es_population", "es_sigma",
+                 "es_params")
 #: values of fields added after the first checkpoints were written (an old checkpoint trained with these)
-_RESUME_FIELD_DEFAULTS = {"entropy_kind": "shannon", "adam_eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 0}
+_RESUME_FIELD_DEFAULTS = {"entropy_kind": "shannon", "adam_eps": 1e-8, "lr_decay": 1.0, "lr_decay_every": 0,
+                          "outer": "bptt", "es_population": 32, "es_sigma": 0.02, "es_params": "all"}
 
 
 class TrainingError(RuntimeError):
@@ -186,7 +188,11 @@ class Trainer:
         if config.out is not None and Path(config.out).exists() and not Path(config.out).is_dir():
             raise ValueError(f"out: expected a folder (existing or to be created), got the file {config.out!r}")
         self.world = world or World()
-        if config.batch % self.world.size:
+        if config.outer == "es":
+            if config.es_population % self.world.size:
+                raise ValueError(f"es_population={config.es_population} must be divisible by the number of processes "
+                                 f"({self.world.size}): each process evaluates an equal share of the members")
+        elif config.batch % self.world.size:
             raise ValueError(f"batch={config.batch} must be divisible by the number of processes ({self.world.size})")
         self.device = resolve_device(config.device)
         torch.manual_seed(config.seed)
@@ -198,7 +204,12 @@ class Trainer:
             raise TypeError(f"model must be an EpisodeModel, got {type(self.model).__name__}")
         apply_lean(self.model, self.task, config.lean)
         self.model.to(self.device)
-        named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        if config.outer == "es":
+            from .es import select_parameters
+
+            named = select_parameters(self.model, config.es_params)
+        else:
+            named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         self.params = [p for _, p in named]
         self.param_names = [n for n, _ in named]
         if not self.params:
@@ -250,8 +261,13 @@ class Trainer:
     def step(self) -> dict[str, Any]:
         """One outer step; returns its metric record (also written to the log when due).
 
-        A task with data splits is sampled on ``split="train"`` whatever its config's default split."""
+        A task with data splits is sampled on ``split="train"`` whatever its config's default split.
+        With ``outer="es"`` the step is :func:`spikeplastic.meta.es.es_step` (no backward pass)."""
         cfg = self.config
+        if cfg.outer == "es":
+            from .es import es_step
+
+            return es_step(self)
         t0 = time.perf_counter()
         self.model.train()
         res = self._run_batch(cfg.batch, self.task_gen, self.action_gen, self._part,
