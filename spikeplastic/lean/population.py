@@ -467,7 +467,7 @@ class PopulationRun:
         backend: ``"inplace"`` (eager, ``H`` updated in place), ``"compile"`` (``chunk`` steps fused per
             call by :func:`torch.compile`; a failed compile warns once and runs ``"inplace"``), or
             ``"auto"`` (``"compile"`` from ``lean.AUTO_COMPILE_MIN_ELEMENTS`` plastic-weight elements).
-        chunk: steps per compiled call.
+        chunk: steps per compiled call (a block of up to ``2 * chunk`` steps runs as one call).
     """
 
     def __init__(self, spec: NetworkSpec, values: NetworkValues, batch: int, *, state: PopulationState | None = None,
@@ -538,7 +538,9 @@ class PopulationRun:
         weights: dict[str, list[Tensor]] = {}
         traces: dict[str, list[tuple[Tensor, Tensor]]] = {}
         peek = {"weights", "traces"} & set(self.record)
-        K = 1 if peek else (self.chunk if self.backend == "compile" else min(T, EAGER_BLOCK))
+        # compiled: chunks of `chunk` steps (a run of up to twice that is one call: fewer calls and compiles)
+        K = 1 if peek else ((T if T <= 2 * self.chunk else self.chunk) if self.backend == "compile"
+                            else min(T, EAGER_BLOCK))
         with torch.no_grad():
             st = self.state
             for k0 in range(0, T, K):
