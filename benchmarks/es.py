@@ -15,7 +15,9 @@ Parts (``--parts``, default all), every result one JSON line on stdout (``--json
              ``snn-stdp`` and ``cue-small`` / ``snn-stdp-mod``, one thread (= per core).
 ``memory``   peak extra memory of one outer step vs the episode length T (``pattern50`` with longer gaps),
              ES vs BPTT; each configuration in a fresh subprocess with the mmap-per-tensor allocator
-             (``_mem.py``; the second step is measured, so compilation is excluded).
+             (``_mem.py``; the second step is measured, so compilation is excluded). ``output_mb``: the
+             model outputs ``[T, (P,) B, n_out]`` the task's loss reads (float32), ``state_mb = peak_mb -
+             output_mb``: what the outer loop itself keeps.
 
 Timing: a warm-up (compiles), then ``--reps`` rounds in which the implementations alternate (same
 machine load); best and median reported.
@@ -200,7 +202,10 @@ def worker_memory(cfg: dict[str, Any]) -> dict[str, Any]:
     base = reset_peak_rss()
     tr.step()
     peak = status_bytes("VmHWM") - base
-    return {"T": tr.task.T, "peak_mb": peak / 2**20}
+    # the outputs the task's loss reads, [T, (P,) B, n_out] float32: both outer loops hold them
+    members = cfg["P"] if cfg["outer"] == "es" else 1
+    out_mb = tr.task.T * members * cfg["batch"] * tr.task.n_out * 4 / 2**20
+    return {"T": tr.task.T, "peak_mb": peak / 2**20, "output_mb": out_mb}
 
 
 def part_memory(args: argparse.Namespace) -> None:
@@ -215,7 +220,8 @@ def part_memory(args: argparse.Namespace) -> None:
                 continue
             res = last_json(proc.stdout)
             emit({"bench": "memory", "outer": outer, "episodes_per_step": batch * (P if outer == "es" else 1),
-                  "T": res["T"], "peak_mb": res["peak_mb"]})
+                  "T": res["T"], "peak_mb": res["peak_mb"], "output_mb": res["output_mb"],
+                  "state_mb": res["peak_mb"] - res["output_mb"]})
 
 
 def main() -> None:

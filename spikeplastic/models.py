@@ -421,14 +421,18 @@ class SpikingModel(EpisodeModel):
         outputs at the end of each frame ``[frames, P, B, n_out]``."""
         s = self.steps_per_frame
         block = max(s, self.POPULATION_BLOCK // s * s)
-        frames = []
+        out = None  # [frames, P, B, n_out], filled in place (no second copy of the outputs)
         for k0 in range(0, xs.shape[0], block):
             spikes = run.run(xs[k0:k0 + block]).spikes["hidden"]
             for k in range(spikes.shape[0]):
                 r = r * self.trace_decay + spikes[k]
                 if (k0 + k) % s == s - 1:
-                    frames.append(self._read_members(r, ro))
-        return torch.stack(frames), r
+                    y = self._read_members(r, ro)
+                    if out is None:
+                        out = y.new_empty(xs.shape[0] // s, *y.shape)
+                    out[(k0 + k) // s] = y
+        assert out is not None
+        return out, r
 
     def nograd_forward(self, inputs: Tensor, state: SpikingState | None = None) -> tuple[Tensor, SpikingState]:
         """``forward`` without autograd through the fused kernels of :mod:`spikeplastic.lean.population`
