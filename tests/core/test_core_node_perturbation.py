@@ -284,3 +284,37 @@ def test_ir_round_trip(tmp_path) -> None:
     rebuilt = Network.from_ir(back)
     assert isinstance(rebuilt.projs["h_to_h"].rule, NodePerturbation)
     assert rebuilt.projs["h_to_h"].rule.to_ir() == rule
+
+
+def test_a_run_split_in_two_equals_one_run(default_f64: None) -> None:
+    """The rule state carries the noise clock, so continuing from a state injects the same stream."""
+    net = _net(F64, mode="retroactive", source=None)
+    rng = np.random.default_rng(2)
+    x = torch.from_numpy((rng.random((70, 2, N_IN)) < 0.4).astype(np.float64))
+    r = torch.from_numpy(rng.normal(size=(70, 2)))
+    with torch.no_grad():
+        full, st = net(x, net.initial_state(2, noise_seed=3), record=("spikes", "weights"), third_factor=r)
+        a, st_a = net(x[:29], net.initial_state(2, noise_seed=3), record=("spikes", "weights"), third_factor=r[:29])
+        b, st_b = net(x[29:], st_a, record=("spikes", "weights"), third_factor=r[29:])
+    torch.testing.assert_close(torch.cat([a.spikes["h"], b.spikes["h"]]), full.spikes["h"], rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat([a.weights["h_to_h"], b.weights["h_to_h"]]), full.weights["h_to_h"],
+                               rtol=0, atol=0)
+    assert st_b.synapses["h_to_h"].rule.step.tolist() == [70, 70]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_noise_and_network_match_cpu() -> None:
+    seeds, steps = torch.arange(64), torch.arange(64) * 977
+    torch.testing.assert_close(perturbation_noise(seeds.cuda(), steps.cuda(), 300, F64).cpu(),
+                               perturbation_noise(seeds, steps, 300, F64), rtol=0, atol=0)
+    net = _net(F64)
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy((rng.random((50, 2, N_IN)) < 0.4).astype(np.float64))
+    r = torch.from_numpy(rng.normal(size=(50, 2)))
+    with torch.no_grad():
+        cpu, _ = net(x, net.initial_state(2, noise_seed=4), record=("spikes", "weights"), third_factor=r)
+        net = net.to("cuda")
+        gpu, _ = net(x.cuda(), net.initial_state(2, noise_seed=4), record=("spikes", "weights"), third_factor=r.cuda())
+    torch.testing.assert_close(gpu.spikes["h"].cpu(), cpu.spikes["h"], rtol=0, atol=0)
+    torch.testing.assert_close(gpu.weights["h_to_h"].cpu(), cpu.weights["h_to_h"], rtol=1e-10, atol=1e-12)
