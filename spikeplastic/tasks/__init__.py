@@ -130,7 +130,8 @@ class TaskSpec:
 _SIMPSON = "simpson"
 #: our spiking models have no paper setting: where a paper's preset clips none they keep the gradient-norm
 #: clip 10 under which their results were measured (docs/STABILITY.md: rare gradient spikes on long episodes)
-_SNN_CLIP: Mapping[str, Mapping[str, Any]] = {m: {"clip": 10.0} for m in ("snn-stdp", "snn-stdp-mod", "snn-static")}
+_SNN_CLIP: Mapping[str, Mapping[str, Any]] = {m: {"clip": 10.0} for m in ("snn-stdp", "snn-stdp-mod", "snn-static",
+                                                                  "snn-np")}
 _MAZE = TrainDefaults(lr=1e-4, batch=1, clip=0, entropy_kind=_SIMPSON, entropy_coef=0.1, value_coef=0.03,
                       adam_eps=1e-4, models=_SNN_CLIP)
 _MAZE13 = TrainDefaults(lr=1e-4, batch=30, clip=4.0, entropy_kind=_SIMPSON, entropy_coef=0.03, value_coef=0.1,
