@@ -3,6 +3,7 @@ determinism, disjoint scripts, no blank or duplicate characters, drawers that va
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from spikeplastic.cli import main
 from spikeplastic.tasks import OneShotConfig, OneShotTask, load_omniglot
 from spikeplastic.tasks.synth_omniglot import ALPHABETS, MANIFEST, make_synthetic_omniglot, synthetic_alphabets
 
@@ -177,3 +179,27 @@ def test_errors_name_the_argument(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError, match="root"):
         make_synthetic_omniglot(tmp_path / "file", **ok)
+
+
+def test_cli(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "s"
+    argv = ["make-omniglot", str(out), "--background-alphabets", "1", "--evaluation-alphabets", "1", "--chars", "2",
+            "--drawers", "3", "--seed", "1"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert len(list(out.rglob("*.png"))) == 2 * 2 * 3
+    assert all(re.fullmatch(r"\d{4}_0[1-3]\.png", p.name) for p in out.rglob("*.png"))
+    for args, argument, expect in ((argv, "OUT", "--overwrite"),
+                                   (["make-omniglot", str(tmp_path / "t"), "--background-alphabets", "99"],
+                                    "--background-alphabets", "at most"),
+                                   (["make-omniglot", str(tmp_path / "t"), "--chars", "0"], "--chars", "positive"),
+                                   (["make-omniglot", str(tmp_path / "t"), "--distortion", "9"], "--distortion", "[0, 3]"),
+                                   (["make-omniglot"], "OUT", "output folder")):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"argument {argument}" in err and expect in err, err
+    assert main([*argv, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["make-omniglot", "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "background (" in listing and "evaluation (" in listing and "Latin" in listing
