@@ -6,6 +6,7 @@ scikit-learn's digits (classes 0-4 train, 5-9 test); with ``--data`` an Omniglot
 
     python examples/oneshot.py --quick
     python examples/oneshot.py --episodes 5000 --data ~/omniglot
+    spikeplastic make-omniglot data/synth && python examples/oneshot.py --data data/synth   # synthetic stand-in
 """
 from __future__ import annotations
 
