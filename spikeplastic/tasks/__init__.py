@@ -30,6 +30,7 @@ from .images import IMAGES, ImageConfig, ImageTask, load_cifar10, load_skimage_g
 from .maze import MAZE, MAZE13, MazeConfig, MazeState, MazeTask, maze_walls
 from .oneshot import ONESHOT, ClassImages, OneShotConfig, OneShotTask, load_digits_classes, load_omniglot
 from .pattern import PATTERN, PATTERN50, PatternConfig, PatternTask
+from .synth_omniglot import make_synthetic_omniglot, synthetic_alphabets
 
 __all__: list[str] = [
     "TASKS",
@@ -42,6 +43,7 @@ __all__: list[str] = [
     "ImageConfig", "ImageTask", "IMAGES", "load_cifar10", "load_skimage_gray", "normalize_images", "occluded_mse",
     # one-shot
     "OneShotConfig", "OneShotTask", "ONESHOT", "ClassImages", "load_omniglot", "load_digits_classes",
+    "make_synthetic_omniglot", "synthetic_alphabets",
     # RL
     "MazeConfig", "MazeTask", "MazeState", "MAZE", "MAZE13", "maze_walls",
     "CueConfig", "CueTask", "CueState", "CUE", "CUE_SMALL",
