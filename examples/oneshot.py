@@ -8,6 +8,7 @@ episodes per run, Wilson binomial CI for one run, t-interval over seeds).
 
     python examples/oneshot.py --quick
     python examples/oneshot.py --episodes 5000 --data ~/omniglot
+    spikeplastic make-omniglot data/synth && python examples/oneshot.py --data data/synth   # synthetic stand-in
 """
 from __future__ import annotations
 

@@ -17,6 +17,15 @@ which also sends the postsynaptic STDP trace as ``y1``. Retroactive modulation k
 trace ``E`` in ``tag_1`` (``dt = eta_e*e - eta_e*u0*t``, ``dw = u0*y2*t*alpha``) with ``alpha`` in
 ``tag_2``, which requires ``decay == 0`` (or ``alpha is None``, leaving ``tag_2`` to the anchor).
 Literal coefficients (decay, eta, eta_e) must be Lava literals ``m*2^e`` (m in [-8, 7], e in [-7, 8]).
+
+Node perturbation (float only): ``x1`` is the presynaptic trace (impulse ``eta``, tau ``tau``) and
+``e = y1*x1`` with ``y1`` the perturbation of the next step, sent by the project's
+:class:`~spikeplastic.export.lava_models.node_perturbation.PerturbationFactor` process, which also
+adds the perturbation ``sigma*xi[t]`` to the postsynaptic input (connected after every projection,
+as the torch network adds it) and sends the gate ``y2`` (the third factor, minus the running
+baseline). Simple modulation: ``dw = u0*t*y2*y1*x1``; retroactive: ``dt = eta_e*u0*y1*x1 - eta_e*u0*t``,
+``dw = u0*y2*t(*d)``. The noise is the counter-based stream of ``spikeplastic.functional``
+(``noise == "uniform-hash32"``), generated for the run's seed; no other stream is exportable.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ from .errors import ExportError, UnsupportedError
 __all__ = [
     "PopPlan",
     "ThirdFactorPlan",
+    "PerturbationPlan",
     "ProjPlan",
     "Plan",
     "literal",
@@ -148,6 +158,17 @@ class ThirdFactorPlan:
 
 
 @dataclass(frozen=True)
+class PerturbationPlan:
+    """Node perturbation's noise and gate: the PerturbationFactor process of one projection."""
+
+    index: int  # the projection's position in the IR: its noise stream uses seed noise_seed + index
+    sigma: float
+    baseline: bool
+    eta_b: float
+    noise: str
+
+
+@dataclass(frozen=True)
 class ProjPlan:
     name: str
     pre: str
@@ -167,6 +188,7 @@ class ProjPlan:
     sign_mode: str | None = None
     graded: bool = False
     third: ThirdFactorPlan | None = None
+    perturbation: PerturbationPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +256,7 @@ def _third_plan(ir: _ir.NetworkIR, pr: _ir.Projection, rule: _ir.Rule) -> ThirdF
     return ThirdFactorPlan(mod.source, w, b, 0.0, TAU_INF)
 
 
-def _float_proj(ir: _ir.NetworkIR, pr: _ir.Projection) -> ProjPlan:
+def _float_proj(ir: _ir.NetworkIR, pr: _ir.Projection, index: int) -> ProjPlan:
     pre = ir.population(pr.pre)
     graded = pre.kind == "input" and pre.input_kind == "current"
     base = dict(name=pr.name, pre=pr.pre, post=pr.post, weights=np.array(pr.weight, dtype=np.float64), graded=graded)
@@ -255,13 +277,23 @@ def _float_proj(ir: _ir.NetworkIR, pr: _ir.Projection) -> ProjPlan:
         x1_imp, x1_tau, y1_imp, y1_tau = float(rule.a_plus), float(rule.tau_plus), float(rule.a_minus), float(rule.tau_minus)
     elif isinstance(rule, (_ir.HebbRule, _ir.OjaRule)):
         x1_imp, x1_tau = 1.0, TAU_ZERO  # x1 == this step's presynaptic spike, exactly
+    elif isinstance(rule, _ir.NodePerturbationRule):
+        from spikeplastic.functional import NOISE_KIND
+
+        if rule.noise != NOISE_KIND:
+            raise UnsupportedError(
+                f"projection {pr.name!r}: node perturbation noise stream {rule.noise!r} is not exportable; the "
+                f"exporter generates {NOISE_KIND!r} (spikeplastic.functional.perturbation_noise) only"
+            )
+        x1_imp, x1_tau = float(rule.eta), float(rule.tau)
     else:  # pragma: no cover - the IR admits no other rule
         raise UnsupportedError(f"projection {pr.name!r}: rule {type(rule).__name__} is not exportable")
 
+    node_pert = isinstance(rule, _ir.NodePerturbationRule)
     if retro:
-        if not isinstance(rule, _ir.STDPRule):
+        if not isinstance(rule, (_ir.STDPRule, _ir.NodePerturbationRule)):
             raise UnsupportedError(
-                f"projection {pr.name!r}: retroactive modulation is exported for STDP only "
+                f"projection {pr.name!r}: retroactive modulation is exported for STDP and node perturbation only "
                 f"({type(rule).__name__}'s update depends on H, which Lava cannot hold next to the eligibility trace)"
             )
         if alpha is not None and dec != 0.0:
@@ -271,8 +303,11 @@ def _float_proj(ir: _ir.NetworkIR, pr: _ir.Projection) -> ProjPlan:
             )
         eta = literal(mod.eta_e, f"projection {pr.name!r}: modulation.eta_e")
         # dt: E[t] = E + eta_e*(e - E);   dw: W += alpha*m*E[t-1] (applied with the pre-update tag)
-        dt.add(+1, _mul(eta, "y0", "x1"))
-        dt.add(-1, _mul(eta, "x0", "y1"))
+        if node_pert:
+            dt.add(+1, _mul(eta, "u0", "y1", "x1"))
+        else:
+            dt.add(+1, _mul(eta, "y0", "x1"))
+            dt.add(-1, _mul(eta, "x0", "y1"))
         dt.add(-1, _mul(eta, "u0", "t"))
         tag_1 = np.zeros(pr.weight.shape)
         if alpha is not None:
@@ -286,6 +321,8 @@ def _float_proj(ir: _ir.NetworkIR, pr: _ir.Projection) -> ProjPlan:
         if isinstance(rule, _ir.STDPRule):
             dw.add(+1, _mul("y0", "x1", g, a))
             dw.add(-1, _mul("x0", "y1", g, a))
+        elif node_pert:  # e = y1*x1 every step (u0): the next perturbation times the presynaptic trace
+            dw.add(+1, _mul("u0", a, g, "y1", "x1"))
         else:
             eta_v = float(rule.eta)
             eta = literal(eta_v, f"projection {pr.name!r}: {type(rule).__name__}.eta")
@@ -306,10 +343,14 @@ def _float_proj(ir: _ir.NetworkIR, pr: _ir.Projection) -> ProjPlan:
     third = _third_plan(ir, pr, rule) if mod is not None else None
     if third is not None:
         y1_imp, y1_tau = 0.0, TAU_INF  # y1 arrives from the ThirdFactor process, used as sent
+    pert = None
+    if node_pert:
+        pert = PerturbationPlan(index=index, sigma=float(rule.sigma), baseline=bool(rule.baseline),
+                                eta_b=float(rule.eta_b), noise=rule.noise)
     return ProjPlan(
         plastic=True, three_factor=mod is not None, dw=dw_s, dt=dt.render(),
         x1_impulse=x1_imp, x1_tau=x1_tau, y1_impulse=y1_imp, y1_tau=y1_tau,
-        tag_1=tag_1, tag_2=tag_2, third=third, **base,
+        tag_1=tag_1, tag_2=tag_2, third=third, perturbation=pert, **base,
     )
 
 
@@ -325,7 +366,7 @@ def build_float_plan(ir: _ir.NetworkIR, backend: str = "cpu") -> Plan:
             kind = "lif_subtract" if p.reset == "subtract" else "lif"
             pops.append(PopPlan(p.name, p.n, kind, du=_scalar_or(p.du), dv=_scalar_or(p.dv),
                                 vth=_scalar_or(p.vth), bias=np.array(p.bias)))
-    projs = tuple(_float_proj(ir, pr) for pr in ir.projections)
+    projs = tuple(_float_proj(ir, pr, j) for j, pr in enumerate(ir.projections))
     return Plan("float", backend, tuple(pops), projs, ir.input.name)
 
 

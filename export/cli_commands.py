@@ -26,7 +26,7 @@ _LOADER = '''#!/usr/bin/env python
 """Rebuild the Lava network exported by spikeplastic and run it (written by `spikeplastic export`).
 
     python {loader} [--inputs x.npy | --random-inputs RATE] [--steps N] [--third-factor m.npy]
-                    [--allow-silent] [--out record.npz]
+                    [--noise-seed S] [--allow-silent] [--out record.npz]
 
 Default inputs: {inputs_doc}. Runs each episode from a fresh state, prints the spikes of every
 population and the weight change of every plastic projection, and exits with status 1 when a
@@ -55,6 +55,8 @@ def main() -> int:
     ap.add_argument("--random-inputs", type=float, metavar="RATE", help="random inputs at this rate in (0, 1] instead")
     ap.add_argument("--steps", type=int, default=None, help="steps to run per episode (default: all)")
     ap.add_argument("--third-factor", help="[T] or [T, n_post] .npy array (externally modulated nets)")
+    ap.add_argument("--noise-seed", type=int, default=0,
+                    help="node perturbation: noise seed of the first episode (episode e: S + e * projections)")
     ap.add_argument("--allow-silent", action="store_true", help="exit 0 even if nothing spikes or learns")
     ap.add_argument("--out", default=str(HERE / "lava_record.npz"))
     args = ap.parse_args()
@@ -79,7 +81,7 @@ def main() -> int:
     lnet = to_lava(net_ir, mode=MODE)
     spikes, change, wscale, arrays, steps, wall = {{}}, {{}}, {{}}, {{}}, 0, 0.0
     for e, xe in enumerate(x):  # each episode from a fresh state, as in training
-        rec = lnet.run(xe, steps=args.steps, third_factor=tf)
+        rec = lnet.run(xe, steps=args.steps, third_factor=tf, noise_seed=args.noise_seed + e * len(net_ir.projections))
         steps, wall = steps + rec.steps, wall + rec.wall_s
         for k, n in rec.spike_counts().items():
             spikes[k] = spikes.get(k, 0) + n

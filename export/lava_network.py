@@ -146,18 +146,43 @@ class LavaNetwork:
             out[p.name] = np.ascontiguousarray(data.T)
         return out
 
+    def _noise(self, noise_seed: Any, steps: int) -> dict[str, np.ndarray]:
+        """Node perturbation's currents per projection, ``sigma * xi`` ``[n_post, steps + 1]`` (column ``k``:
+        step ``k``; the last one is only sent as ``y1``), from the stream of seed ``noise_seed + index``,
+        exactly as :meth:`spikeplastic.Network.initial_state` seeds the torch run."""
+        need = [p for p in self.plan.projections if p.perturbation is not None]
+        if not need:
+            return {}
+        n_proj = len(self.plan.projections)
+        if isinstance(noise_seed, bool) or not isinstance(noise_seed, (int, np.integer)) \
+                or not 0 <= int(noise_seed) < 2**32 - n_proj:
+            raise ValueError(f"noise_seed: expected an int in [0, 2^32 - {n_proj}), got {noise_seed!r}")
+        import torch
+
+        from spikeplastic.functional import perturbation_noise
+
+        out = {}
+        for p in need:
+            pp = p.perturbation
+            seed = torch.full((steps + 1,), int(noise_seed) + pp.index, dtype=torch.int64)
+            xi = perturbation_noise(seed, torch.arange(steps + 1), self.plan.pop(p.post).n, torch.float64)
+            # the torch network multiplies in float64 too: sigma * xi is the same number on both sides
+            out[p.name] = np.ascontiguousarray((pp.sigma * xi).numpy().T)
+        return out
+
     # ---- build --------------------------------------------------------------------------------
-    def _build(self, x: np.ndarray, ext: dict[str, np.ndarray], record: Sequence[str], tmp: str) -> dict[str, Any]:
+    def _build(self, x: np.ndarray, ext: dict[str, np.ndarray], record: Sequence[str], tmp: str,
+               noise: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """The Lava processes of this network (:meth:`_build_processes`), without the logging
         handlers Lava adds for each of them (:func:`~spikeplastic.export._lava._drop_new_handlers`)."""
         before = _lava._log_handlers()
         try:
-            return self._build_processes(x, ext, record, tmp)
+            return self._build_processes(x, ext, record, tmp, noise or {})
         finally:
             _lava._drop_new_handlers(before)
 
     def _build_processes(self, x: np.ndarray, ext: dict[str, np.ndarray], record: Sequence[str],
-                         tmp: str) -> dict[str, Any]:
+                         tmp: str, noise: dict[str, np.ndarray]) -> dict[str, Any]:
         import_lava()
         from lava.magma.core.learning.learning_rule import Loihi2FLearningRule, Loihi3FLearningRule
         from lava.proc.dense.process import Dense, LearningDense
@@ -184,6 +209,7 @@ class LavaNetwork:
                 procs[p.name] = LIF(shape=(p.n,), du=p.du, dv=p.dv, vth=p.vth, bias_mant=p.bias, name=p.name)
         conns: dict[str, Any] = {}
         extras: list[Any] = []
+        noise_ports: list[tuple[Any, str]] = []
         for pr in plan.projections:
             kw: dict[str, Any] = {"name": pr.name}
             if pr.graded:
@@ -217,7 +243,27 @@ class LavaNetwork:
             conn.a_out.connect(procs[pr.post].a_in)
             if pr.plastic:
                 procs[pr.post].s_out.connect(conn.s_in_bap)
-            if pr.third is not None:
+            if pr.perturbation is not None:
+                from .lava_models.node_perturbation import PerturbationFactor
+
+                t, pp = pr.third, pr.perturbation
+                assert t is not None  # node perturbation always has a modulation (checked by the IR)
+                n_post = plan.pop(pr.post).n
+                n_src = n_post if t.source is None else plan.pop(t.source).n
+                pf = PerturbationFactor(n_post=n_post, n_src=n_src, noise=noise[pr.name], external=t.source is None,
+                                        weight=t.weight, bias=t.bias, baseline=pp.baseline, eta_b=pp.eta_b,
+                                        name=f"{pr.name}_perturbation")
+                if t.source is None:
+                    src = RingBuffer(data=ext[pr.name])
+                    extras.append(src)
+                    src.s_out.connect(pf.m_in)
+                else:
+                    procs[t.source].s_out.connect(pf.m_in)
+                pf.y1.connect(conn.s_in_y1)
+                pf.y2.connect(conn.s_in_y2)
+                noise_ports.append((pf.a_out, pr.post))
+                extras.append(pf)
+            elif pr.third is not None:
                 from .lava_models.third_factor import ThirdFactor
 
                 t = pr.third
@@ -238,6 +284,10 @@ class LavaNetwork:
                 tf.y2.connect(conn.s_in_y2)
                 extras.append(tf)
             conns[pr.name] = conn
+        # the perturbation currents after every projection's: an InPort adds its inputs in connection
+        # order, and the torch network adds the noise after all synaptic currents
+        for port, post in noise_ports:
+            port.connect(procs[post].a_in)
         # outputs: one Recorder (a sink writing a memory-mapped .npy) per recorded quantity
         from .lava_models.recorder import Recorder
 
@@ -266,7 +316,8 @@ class LavaNetwork:
                     record_into("weights", pr.name, pr.weights.shape, conns[pr.name].weights, "var")
         return {"procs": procs, "conns": conns, "extras": extras, "recorders": recorders}
 
-    def processes(self, inputs: Any, third_factor: Any = None, *, steps: int | None = None) -> dict[str, Any]:
+    def processes(self, inputs: Any, third_factor: Any = None, *, steps: int | None = None,
+                  noise_seed: int = 0) -> dict[str, Any]:
         """The exported network as Lava processes, built but not started, to wire into your own Lava code.
 
         Returns ``{name: process}`` for the input population (a ``RingBuffer`` that sends
@@ -274,11 +325,12 @@ class LavaNetwork:
         projection (``Dense``/``LearningDense``, keyed by projection name). Nothing is recorded:
         connect your own processes, sinks or monitors to their ports, then run and stop them yourself
         (``run_cfg=lnet.run_cfg()``; call ``stop()`` in a ``finally``: :meth:`run`'s time bound and
-        cleanup do not apply here). Inputs are checked as in :meth:`run`.
+        cleanup do not apply here). Inputs are checked as in :meth:`run`; node perturbation's noise
+        covers ``steps`` steps.
         """
         x = self._inputs(inputs, steps)
         ext = self._third(third_factor, x.shape[0])
-        built = self._build(x, ext, (), "")
+        built = self._build(x, ext, (), "", self._noise(noise_seed, x.shape[0]))
         out = dict(built["procs"])
         for k, conn in built["conns"].items():
             if k in out:
@@ -309,6 +361,7 @@ class LavaNetwork:
         *,
         record: Sequence[str] = RECORDABLE,
         timeout: float | None = None,
+        noise_seed: int = 0,
     ) -> LavaRecord:
         """Run the exported network on ``inputs`` ``[T, n_in]`` for ``steps`` (default ``T``) steps.
 
@@ -318,6 +371,8 @@ class LavaNetwork:
             third_factor: ``[T]`` or ``[T, n_post]`` external modulation, when the IR needs it.
             record: any of ``"spikes"``, ``"voltages"``, ``"weights"``.
             timeout: seconds allowed for the run itself (default: the exporter's ``timeout``).
+            noise_seed: node perturbation: projection ``j`` injects the stream of seed ``noise_seed + j``
+                (:func:`spikeplastic.simulate` with the same ``noise_seed`` is the torch reference).
 
         Returns: a :class:`LavaRecord`.
 
@@ -334,6 +389,7 @@ class LavaNetwork:
         x = self._inputs(inputs, steps)
         T = x.shape[0]
         ext = self._third(third_factor, T)
+        noise = self._noise(noise_seed, T)
         timeout = self.timeout if timeout is None else float(timeout)
         from lava.magma.core.run_conditions import RunSteps
 
@@ -345,7 +401,7 @@ class LavaNetwork:
             ok = False
             handlers = _lava._log_handlers()
             try:
-                built = self._build(x, ext, record, tmp)
+                built = self._build(x, ext, record, tmp, noise)
                 anchor = built["procs"][self.plan.input_name]
                 self.last_build = built
                 guard.checkpoint()

@@ -80,7 +80,8 @@ def to_nir(net_or_ir: Any, *, dt: float = DEFAULT_DT) -> tuple[Any, dict[str, An
         edges += [(pr.pre, pr.name), (pr.name, pr.post)]
         rule = None
         if pr.rule is not None:
-            rule = {"type": pr.rule.type, **{k: float(v) for k, v in vars(pr.rule).items() if k != "type"}}
+            rule = {"type": pr.rule.type, **{k: v if isinstance(v, (bool, str)) else float(v)
+                                             for k, v in vars(pr.rule).items() if k != "type"}}
         mod = None
         if pr.modulation is not None:
             m = pr.modulation
@@ -183,7 +184,7 @@ def from_nir(graph: Any, sidecar: dict[str, Any] | None = None) -> _ir.NetworkIR
         if sp.get("rule") is not None:
             rd = dict(sp["rule"])
             rtype = rd.pop("type")
-            rule = {"stdp": _ir.STDPRule, "hebb": _ir.HebbRule, "oja": _ir.OjaRule}[rtype](**rd)
+            rule = _ir.RULE_TYPES[rtype](**rd)
         mod = None
         if sp.get("modulation") is not None:
             m = sp["modulation"]

@@ -311,6 +311,12 @@ def quantize_ir(
         k = ks[pr.post]
         if pr.clip is not None:
             raise UnsupportedError(f"projection {pr.name!r}: clip on H is not exportable")
+        if isinstance(pr.rule, _ir.NodePerturbationRule):
+            raise UnsupportedError(
+                f"projection {pr.name!r}: node perturbation runs in float mode only (its noise current, signed "
+                "perturbation trace y1 and reward baseline come from the PerturbationFactor CPU process, which has no "
+                "fixed-point model; Loihi's 7-bit traces cannot hold a signed perturbation)"
+            )
         if pr.modulation is not None:
             raise UnsupportedError(f"projection {pr.name!r}: neuromodulated rules run in float mode only "
                                    "(the ThirdFactor process has no fixed-point model)")

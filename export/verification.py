@@ -323,6 +323,13 @@ def _third_factors(ir: _ir.NetworkIR, third_factor: Any, n_ep: int, steps: int, 
     return list(tf[:, :steps])
 
 
+def _noise_seed(ir: _ir.NetworkIR, seed: int, episode: int) -> int:
+    """Node perturbation's noise seed of ``episode``: ``(seed + episode) * P`` for ``P`` projections, so
+    every (episode, projection) pair of a verification has its own stream (wrapped to 32 bits)."""
+    p = len(ir.projections)
+    return ((seed + episode) * p) % (2**32 - p)
+
+
 def verify(
     net_or_ir: Any,
     inputs: Any = None,
@@ -361,6 +368,8 @@ def verify(
             (reported anyway).
         third_factor: external modulation ``[T]``/``[T, n_post]`` (several episodes: ``[episodes, T]``/
             ``[episodes, T, n_post]``); random ``tanh(N(0,1))`` if the IR needs it and it is absent.
+            Node perturbation's noise: episode ``i`` uses ``noise_seed = (seed + i) * P`` (``P``
+            projections) on both sides.
 
     Returns: a :class:`VerifyReport`; ``ok``: the mode's promise (float: identical spikes and
     ``max |dW| <= 1e-12 * weight scale`` per plastic projection; fixed: Lava bit-exact with
@@ -396,11 +405,13 @@ def verify(
 
     refs, recs, emus = [], [], []
     torch_s = 0.0
-    for x, tf in zip(xs, tfs):
+    for i, (x, tf) in enumerate(zip(xs, tfs)):
+        # node perturbation: episode i's noise streams, the same on both sides (projection j: seed + j)
+        ns = _noise_seed(ir, seed, i)
         t0 = time.perf_counter()
-        refs.append(simulate(ir, x, third_factor=tf))
+        refs.append(simulate(ir, x, third_factor=tf, noise_seed=ns))
         torch_s += time.perf_counter() - t0
-        recs.append(lnet.run(x, third_factor=tf))
+        recs.append(lnet.run(x, third_factor=tf, noise_seed=ns))
         if mode == "fixed":
             from .fixed_sim import simulate_fixed
 

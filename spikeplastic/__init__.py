@@ -15,7 +15,7 @@ from .modulation import Neuromodulation
 from .network import Network, NetworkState, Record, StepOutput
 from .neurons import LIF, LIFParams
 from .plastic import PlasticLinear, PlasticState
-from .rules import STDP, Hebb, Oja, PlasticityRule
+from .rules import STDP, Hebb, NodePerturbation, Oja, PlasticityRule
 from .simulate import simulate
 from .surrogate import Surrogate, surrogate
 from ._version import __version__
@@ -28,6 +28,7 @@ __all__ = [
     "STDPTraces",
     "Hebb",
     "Oja",
+    "NodePerturbation",
     "PlasticityRule",
     "Neuromodulation",
     "PlasticLinear",

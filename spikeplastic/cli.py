@@ -12,13 +12,15 @@
     spikeplastic verify runs/snn/checkpoint.pt --json           # on episodes of the checkpoint's own task
     spikeplastic verify runs/snn --inputs x.npy                    # or on your inputs; --random-inputs RATE
     spikeplastic list
+    spikeplastic make-omniglot data/synth --background-alphabets 4 --evaluation-alphabets 2 --chars 10
     torchrun --nproc_per_node 2 -m spikeplastic.cli train --task cue --model backpropamine --batch 30
     spikeplastic train --task pattern50 --model snn-stdp --outer es --es-population 32 --batch 8   # no backward pass
 
 ``--task-kw KEY=VALUE`` / ``--model-kw KEY=VALUE`` (repeatable) override task config fields and
 model keywords (values parsed as Python literals, ``nan``/``inf`` as floats, else kept as strings); with ``compare``,
 ``--model-kw MODEL:KEY=VALUE`` applies to one model only. ``--data DIR`` points the ``oneshot``
-task at an Omniglot folder and the ``images`` task at CIFAR-10.
+task at an Omniglot folder (or a synthetic one that ``make-omniglot`` writes) and the ``images``
+task at CIFAR-10.
 
 ``train`` and ``compare`` refuse an ``--out`` folder that already holds a run unless given
 ``--resume`` (continue it) or ``--overwrite`` (replace it).
@@ -97,6 +99,17 @@ def _decay_factor(s: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {s!r}") from None
     if not (0.0 < v <= 1.0):
         raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {s!r}")
+    return v
+
+
+def _distortion(s: str) -> float:
+    """``make-omniglot --distortion``: a number in ``[0, 3]``."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 3], got {s!r}") from None
+    if not (0.0 <= v <= 3.0):
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 3], got {s!r}")
     return v
 
 
@@ -479,6 +492,48 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                   allow_silent=args.allow_silent))
 
 
+def _cmd_make_omniglot(args: argparse.Namespace) -> int:
+    import time
+
+    try:
+        from .tasks.synth_omniglot import MANIFEST, make_synthetic_omniglot, synthetic_alphabets
+
+        have = synthetic_alphabets()
+    except ImportError as e:
+        print(f"spikeplastic make-omniglot: error: {e}", file=sys.stderr)
+        return 1
+    if args.list:
+        for split, alphabets in have.items():
+            print(f"{split} ({len(alphabets)} alphabets, {sum(alphabets.values())} characters):")
+            for name, n in alphabets.items():
+                print(f"  {name:40s} {n}")
+        return 0
+    if args.out is None:
+        raise UsageError("OUT", "expected the output folder (or --list)")
+    for option, n, split in (("--background-alphabets", args.background_alphabets, "background"),
+                             ("--evaluation-alphabets", args.evaluation_alphabets, "evaluation")):
+        if n is not None and n > len(have[split]):
+            raise UsageError(option, f"expected at most {len(have[split])} (the {split} alphabets the installed "
+                                     f"fonts give; see --list), got {n}")
+    if args.background_alphabets == 0 and args.evaluation_alphabets == 0:
+        raise UsageError("--evaluation-alphabets", "expected at least one alphabet in all, got 0 background and 0 evaluation")
+    _out_folder("OUT", args.out)
+    held = [n for n in ("images_background", "images_evaluation", MANIFEST) if (Path(args.out) / n).exists()]
+    if held and not args.overwrite:
+        raise UsageError("OUT", f"{args.out!r} already holds {', '.join(held)}; pass --overwrite to replace them, "
+                                "or choose another folder")
+    t0 = time.perf_counter()
+    root = make_synthetic_omniglot(
+        args.out, n_background_alphabets=args.background_alphabets,
+        n_evaluation_alphabets=args.evaluation_alphabets, chars_per_alphabet=args.chars, drawers=args.drawers,
+        size=args.size, seed=args.seed, distortion=args.distortion, overwrite=args.overwrite)
+    n_chars = sum(p.is_dir() for part in ("images_background", "images_evaluation") for p in (root / part).glob("*/*"))
+    print(f"wrote {n_chars} characters x {args.drawers} drawers in {time.perf_counter() - t0:.1f} s "
+          "(synthetic Omniglot layout, not Omniglot)", file=sys.stderr)
+    print(root)
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .models import MODELS
     from .tasks import TASKS
@@ -625,6 +680,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["cpu", "loihi2"], default="cpu")
     p.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the verification episodes/inputs")
     p.set_defaults(fn=_cmd_verify)
+
+    p = sub.add_parser("make-omniglot", help="write a synthetic data set in Omniglot's layout (for oneshot --data)",
+                       description="Write font glyphs with random per-drawer distortions in Omniglot's folder "
+                                   "layout (images_background/ and images_evaluation/, disjoint script families), "
+                                   "readable by the oneshot task's --data. Synthetic: not Omniglot.")
+    p.add_argument("out", metavar="OUT", nargs="?", default=None, help="output folder")
+    p.add_argument("--background-alphabets", type=_nonneg_int, default=None, metavar="N",
+                   help="background alphabets, the first N (default: all)")
+    p.add_argument("--evaluation-alphabets", type=_nonneg_int, default=None, metavar="N",
+                   help="evaluation alphabets, the first N (default: all)")
+    p.add_argument("--chars", type=_positive_int, default=None, metavar="N",
+                   help="characters per alphabet, a seeded choice (default: all of each alphabet)")
+    p.add_argument("--drawers", type=_positive_int, default=20, metavar="N", help="instances per character (default 20)")
+    p.add_argument("--size", type=_number(int, 16, strict=False), default=105, help="image side in pixels (default 105)")
+    p.add_argument("--seed", type=_nonneg_int, default=0)
+    p.add_argument("--distortion", type=_distortion, default=1.0,
+                   help="scale of the drawers' distortions, in [0, 3] (default 1)")
+    p.add_argument("--overwrite", action="store_true", help="replace the data set that OUT already holds")
+    p.add_argument("--list", action="store_true", help="list the available alphabets and exit")
+    p.set_defaults(fn=_cmd_make_omniglot)
 
     p = sub.add_parser("list", help="list task and model ids")
     p.set_defaults(fn=_cmd_list)

@@ -11,6 +11,8 @@ Dynamics (float), per step ``t`` and projection ``pre -> post`` (see DESIGN.md):
     STDP: x = x*exp(-1/tau_plus) + a_plus*s_pre;  y = y*exp(-1/tau_minus) + a_minus*s_post
           e = outer(s_post, x) - outer(y, s_pre)
     Hebb: e = eta*(outer(s_post, s_pre) - H);   Oja: e = eta*s_post*(s_pre - H*s_post)
+    node perturbation: a_post[t] += sigma*xi[t] (xi: the noise stream ``noise`` of a run's seed);
+          x = x*exp(-1/tau) + eta*s_pre;  e = outer(sigma*xi[t+1], x);  m <- m - b, b += eta_b*(m - b)
     H[t] = clip((1-decay)*H[t-1] + m[t]*e)               (m = 1 without modulation)
     retroactive modulation: H[t] = (1-decay)*H[t-1] + m[t]*E[t-1];  E[t] = (1-eta_e)*E[t-1] + eta_e*e
     m[t] = tanh(w_m . s_source[t] + b_m)  (or the external third factor at t)
@@ -36,7 +38,9 @@ __all__ = [
     "STDPRule",
     "HebbRule",
     "OjaRule",
+    "NodePerturbationRule",
     "Rule",
+    "RULE_TYPES",
     "Modulation",
     "Projection",
     "NetworkIR",
@@ -150,8 +154,39 @@ class OjaRule:
         _num(self.eta, "OjaRule.eta", 0.0, 1.0)
 
 
-Rule = Union[STDPRule, HebbRule, OjaRule]
-_RULES: dict[str, type] = {"stdp": STDPRule, "hebb": HebbRule, "oja": OjaRule}
+@dataclass(frozen=True)
+class NodePerturbationRule:
+    """Node perturbation (Fiete & Seung 2006); needs a modulation (the third factor).
+
+    The projection adds ``sigma*xi[t]`` to its postsynaptic input at step ``t``, ``xi`` being the
+    counter-based stream named ``noise`` (``spikeplastic.functional.perturbation_noise``) of the run's
+    seed; ``x = x*exp(-1/tau) + eta*s_pre``, ``e = outer(sigma*xi[t+1], x)``; with ``baseline`` the
+    third factor is ``m - b``, ``b += eta_b*(m - b)``.
+    """
+
+    sigma: float
+    tau: float
+    eta: float
+    eta_b: float
+    baseline: bool = True
+    noise: str = "uniform-hash32"
+    type: Literal["node_perturbation"] = "node_perturbation"
+
+    def __post_init__(self) -> None:
+        _num(self.sigma, "NodePerturbationRule.sigma", 0.0, np.inf)
+        _num(self.tau, "NodePerturbationRule.tau", 1.0, np.inf)
+        _num(self.eta, "NodePerturbationRule.eta", 0.0, np.inf)
+        _num(self.eta_b, "NodePerturbationRule.eta_b", 0.0, 1.0)
+        if not isinstance(self.baseline, bool):
+            raise ValueError(f"NodePerturbationRule.baseline must be a bool, got {self.baseline!r}")
+        if not isinstance(self.noise, str):
+            raise ValueError(f"NodePerturbationRule.noise must be a noise stream name, got {self.noise!r}")
+
+
+Rule = Union[STDPRule, HebbRule, OjaRule, NodePerturbationRule]
+#: rule type tag -> IR class
+RULE_TYPES: dict[str, type] = {"stdp": STDPRule, "hebb": HebbRule, "oja": OjaRule,
+                               "node_perturbation": NodePerturbationRule}
 
 
 @dataclass(frozen=True)
@@ -204,12 +239,15 @@ class Projection:
         _num(self.decay, f"{self.name}.decay", 0.0, 1.0)
         if self.clip is not None:
             _num(self.clip, f"{self.name}.clip", 0.0, np.inf, open_lo=True)
-        if self.rule is not None and not isinstance(self.rule, (STDPRule, HebbRule, OjaRule)):
-            raise ValueError(f"{self.name}.rule must be an STDPRule, HebbRule, OjaRule or None, got {type(self.rule).__name__}")
+        if self.rule is not None and not isinstance(self.rule, tuple(RULE_TYPES.values())):
+            raise ValueError(f"{self.name}.rule must be an STDPRule, HebbRule, OjaRule, NodePerturbationRule or None, "
+                             f"got {type(self.rule).__name__}")
         if self.modulation is not None and not isinstance(self.modulation, Modulation):
             raise ValueError(f"{self.name}.modulation must be a Modulation or None, got {type(self.modulation).__name__}")
         if self.modulation is not None and self.rule is None:
             raise ValueError(f"{self.name}: modulation needs a plasticity rule")
+        if isinstance(self.rule, NodePerturbationRule) and self.modulation is None:
+            raise ValueError(f"{self.name}: a NodePerturbationRule needs a modulation (its third factor)")
 
     @property
     def plastic(self) -> bool:
@@ -295,7 +333,7 @@ class NetworkIR:
 
     @classmethod
     def from_dict(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> "NetworkIR":
-        types = {c.__name__: c for c in (NetworkIR, Population, STDPRule, HebbRule, OjaRule, Modulation, Projection)}
+        types = {c.__name__: c for c in (NetworkIR, Population, *RULE_TYPES.values(), Modulation, Projection)}
 
         def dec(obj: Any) -> Any:
             if isinstance(obj, dict):

@@ -14,6 +14,12 @@ Ids and what they build (``n_act`` = actions of an RL task; sizes are overridabl
 ``snn-stdp-mod``            same, with retroactive neuromodulation from the hidden spikes
                             (``Neuromodulation("retroactive", source="hidden")``)
 ``snn-static``              same network without plasticity (learned static weights only)
+``snn-np``                  same network, the recurrent synapses learning by node perturbation
+                            (:class:`~spikeplastic.NodePerturbation`: noise in the hidden neurons' input,
+                            eligibility = noise x presynaptic trace, retroactive third factor): on RL
+                            tasks the reward (the observation's previous-reward entry,
+                            ``RLTask.reward_input``) minus a running baseline, elsewhere a learned
+                            ``Neuromodulation`` of the hidden spikes
 ``rate-hebb``, ``rate-oja`` :class:`~spikeplastic.baselines.PlasticRNN` (per-synapse alpha, learned
                             eta); on ``oneshot``, ``rate-oja`` is the paper's conv net
                             :class:`~spikeplastic.baselines.OneShotPlastic`
@@ -49,6 +55,9 @@ each with its source):
   and ``alpha`` on ``maze`` (:data:`ORIGINAL_RATE_INIT`); ``snn-*``: 2 spiking steps per task step, LIF
   ``du=1, dv=0.2, vth=1``, STDP ``A+=0.02, A-=0.01, tau=10``, decay 0.01, ``alpha_init`` 0.05
   (``init="generic"``: ``1/(A+ n)`` and the surrogate dampened x0.3, ``surrogate_scale``).
+- ``snn-np``: node perturbation with :data:`NP_CORE` (noise std 0.1, trace tau 10 / impulse 0.02,
+  baseline rate 0.1) and the ``snn-*`` values above otherwise; ``init="generic"`` normalises
+  ``alpha = 1 / (eta sigma n)`` (the analogue of ``1/(A+ n)``) with the surrogate dampened x0.3.
 - ``snn-*`` models backpropagate with ``rule_input_grad=False`` (docs/STABILITY.md): the STDP
   update's spike inputs are constants in the backward pass, which keeps BPTT finite on long
   episodes; ``rule_input_grad=True`` gives the exact surrogate gradient.
@@ -78,7 +87,7 @@ from .modulation import Neuromodulation
 from .network import Network, NetworkState
 from .neurons import LIF
 from .plastic import PlasticLinear
-from .rules import STDP
+from .rules import STDP, NodePerturbation
 from .surrogate import surrogate as make_surrogate
 
 __all__ = ["SpikingModel", "SpikingState", "SpikingPopulationState", "ModelSpec", "MODELS", "RL_HIDDEN", "MODEL_HIDDEN", "make_model", "model_ids",
@@ -122,7 +131,7 @@ class SpikingModel(EpisodeModel):
     ``"latency"`` = ``LatencyEncoder`` with ON/OFF channels). The network is::
 
         in --(fixed one-to-one, or learned dense static)--> hidden (LIF)
-        hidden --(plastic: w + alpha * H, pair STDP, optional neuromodulation)--> hidden
+        hidden --(plastic: w + alpha * H, pair STDP or node perturbation, optional neuromodulation)--> hidden
 
     with the network's one step of delay per projection. The readout sees a low-pass trace of
     the hidden spikes, updated every spiking step,
@@ -142,8 +151,18 @@ class SpikingModel(EpisodeModel):
         input_map: ``"one_to_one"`` (fixed, needs ``n_hidden == n_in``; ON channels excite,
             OFF channels inhibit) or ``"dense"`` (learned static weights).
         input_gain: weight of the one-to-one map / scale of the dense map's initialisation.
-        plastic: STDP on the recurrent synapses. modulation: ``None``, ``"simple"`` or ``"retroactive"``.
-        stdp: keyword arguments of :class:`~spikeplastic.STDP` (amplitudes, taus).
+        plastic: a plasticity rule on the recurrent synapses. modulation: ``None``, ``"simple"`` or
+            ``"retroactive"`` (its third factor: learned from the hidden spikes, or the reward with
+            ``reward_input``).
+        rule: ``"stdp"`` (:class:`~spikeplastic.STDP`) or ``"np"`` (:class:`~spikeplastic.NodePerturbation`,
+            noise injected into the hidden neurons' input; needs ``modulation``).
+        stdp: keyword arguments of :class:`~spikeplastic.STDP` (amplitudes, taus), ``rule="stdp"`` only.
+        node_perturbation: keyword arguments of :class:`~spikeplastic.NodePerturbation` (``sigma``,
+            ``tau``, ``eta``, ``eta_b``, ``baseline``), ``rule="np"`` only.
+        reward_input: index of the task input that holds the reward (an RL task's
+            :attr:`~spikeplastic.protocol.RLTask.reward_input`): the modulation's third factor is then
+            that input, passed to the network at every spiking step of the frame
+            (``Neuromodulation(source=None)``), instead of a learned function of the hidden spikes.
         alpha_init: initial per-synapse plasticity coefficient. decay: initial (learned) decay of
             the plastic part. w_init_std: std of the initial recurrent weights.
         lif: keyword arguments of :class:`~spikeplastic.LIF` (default ``du=1, dv=0.2, vth=1``).
@@ -188,7 +207,10 @@ class SpikingModel(EpisodeModel):
         input_gain: float = 1.0,
         plastic: bool = True,
         modulation: str | None = None,
+        rule: str = "stdp",
         stdp: Mapping[str, Any] | None = None,
+        node_perturbation: Mapping[str, Any] | None = None,
+        reward_input: int | None = None,
         alpha_init: float = 0.05,
         decay: float = 0.01,
         w_init_std: float = 0.01,
@@ -217,11 +239,24 @@ class SpikingModel(EpisodeModel):
             if not plastic:
                 raise ValueError("modulation needs plastic=True")
         self.modulation_mode = modulation
+        self.rule_kind = check_choice("rule", rule, ["stdp", "np"])
+        if self.rule_kind == "np" and plastic and modulation is None:
+            raise ValueError("rule='np' (node perturbation) needs a third factor: modulation='simple' or 'retroactive'")
+        if reward_input is not None:
+            check_int("reward_input", reward_input, minimum=0)
+            if reward_input >= self.n_in:
+                raise ValueError(f"reward_input: expected an index of the task input (0..{self.n_in - 1}), got {reward_input}")
+            if modulation is None:
+                raise ValueError("reward_input needs modulation='simple' or 'retroactive' (the reward is the third factor)")
+        self.reward_input = reward_input
+        if (stdp is not None and self.rule_kind != "stdp") or (node_perturbation is not None and self.rule_kind != "np"):
+            given = "stdp" if stdp is not None and self.rule_kind != "stdp" else "node_perturbation"
+            raise ValueError(f"{given}: keyword arguments of another rule than rule={self.rule_kind!r}")
         self.readout_kind = check_choice("readout", readout, ["linear", "diagonal"])
         self.output = check_choice("output", output, ["tanh", "linear"])
         check_positive("tau_readout", tau_readout)
         check_positive("w_init_std", w_init_std, allow_zero=True)
-        for name, kw in (("stdp", stdp), ("lif", lif)):
+        for name, kw in (("stdp", stdp), ("node_perturbation", node_perturbation), ("lif", lif)):
             if kw is not None and not (isinstance(kw, Mapping) and all(isinstance(k, str) for k in kw)):
                 raise TypeError(f"{name}: expected a mapping of keyword arguments (e.g. {{'a_plus': 0.02}}), "
                                 f"got {type(kw).__name__} {kw!r}")
@@ -236,12 +271,17 @@ class SpikingModel(EpisodeModel):
             in_proj = PlasticLinear(n_enc, self.n_hidden, weight=w_in, learn_weight=False)
         else:
             in_proj = PlasticLinear(n_enc, self.n_hidden, weight=torch.randn(self.n_hidden, n_enc) * self.input_gain / math.sqrt(n_enc))
-        rule = STDP(**dict({"a_plus": 0.02, "a_minus": 0.01, "tau_plus": 10.0, "tau_minus": 10.0}, **(stdp or {}))) if plastic else None
+        rule_mod: STDP | NodePerturbation | None = None
+        if plastic and self.rule_kind == "np":
+            rule_mod = NodePerturbation(**dict(node_perturbation or {}))
+        elif plastic:
+            rule_mod = STDP(**dict({"a_plus": 0.02, "a_minus": 0.01, "tau_plus": 10.0, "tau_minus": 10.0}, **(stdp or {})))
         rec = PlasticLinear(
-            self.n_hidden, self.n_hidden, rule=rule,
+            self.n_hidden, self.n_hidden, rule=rule_mod,
             alpha="per_synapse", alpha_init=alpha_init,
             decay=decay if plastic else 0.0, learn_decay=plastic and decay > 0,
-            modulation=Neuromodulation(modulation, source="hidden") if modulation else None,
+            modulation=Neuromodulation(modulation, source=None if reward_input is not None else "hidden")
+            if modulation else None,
             weight=torch.randn(self.n_hidden, self.n_hidden) * w_init_std,
             rule_input_grad=rule_input_grad,
         )
@@ -285,9 +325,12 @@ class SpikingModel(EpisodeModel):
         return LatencyEncoder(steps_per_frame=max(s, 1), scale=self.input_scale, signed="split")
 
     def extra_repr(self) -> str:
+        extra = "" if self.rule_kind == "stdp" else f", rule={self.rule_kind!r}"
+        if self.reward_input is not None:
+            extra += f", reward_input={self.reward_input}"
         return (f"n_in={self.n_in}, n_out={self.n_out}, n_hidden={self.n_hidden}, encoder={self.encoder_kind!r}, "
                 f"steps_per_frame={self.steps_per_frame}, input_map={self.input_map!r}, "
-                f"modulation={self.modulation_mode!r}, readout={self.readout_kind!r}, output={self.output!r}")
+                f"modulation={self.modulation_mode!r}, readout={self.readout_kind!r}, output={self.output!r}{extra}")
 
     @property
     def plastic(self) -> bool:
@@ -323,8 +366,9 @@ class SpikingModel(EpisodeModel):
         self._check_state(state, x.shape[0])
         xs = self.encode(x.unsqueeze(0))
         net, r = state.net, state.trace
+        reward = None if self.reward_input is None else x[:, self.reward_input]
         for k in range(xs.shape[0]):
-            out, net = self.network.step(xs[k], net, validate=False)
+            out, net = self.network.step(xs[k], net, reward, validate=False)
             r = r * self.trace_decay + out.spikes["hidden"]
         return self.read(r), SpikingState(net, r)
 
@@ -504,6 +548,7 @@ class SpikingModel(EpisodeModel):
             "encoder": self.encoder_kind, "steps_per_frame": self.steps_per_frame, "input_scale": self.input_scale,
             "input_map": self.input_map, "readout": self.readout_kind, "output": self.output,
             "n_task_in": self.n_in, "n_task_out": self.n_out, "lava": self.lava,
+            "rule": self.rule_kind, "reward_input": self.reward_input,
         }
 
 
@@ -624,7 +669,19 @@ def _generic(n_hidden: int) -> dict[str, Any]:
     return d
 
 
-def _snn(plastic: bool, modulation: str | None) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
+#: node perturbation's coefficients on every task (``snn-np``): noise std 0.1 of the threshold, the
+#: trace of ``_CORE``'s STDP (tau 10, impulse 0.02 = A+), baseline rate 0.1
+NP_CORE: Mapping[str, Any] = MappingProxyType(dict(sigma=0.1, tau=10.0, eta=0.02, eta_b=0.1))
+
+
+def _np_alpha(n_hidden: int) -> float:
+    """The generic start's plasticity coefficient for node perturbation, the analogue of STDP's
+    ``1 / (A+ n)``: one presynaptic spike (trace ``eta``) paired with a one-sigma perturbation under a
+    unit third factor adds ``1/n`` to the weight, ``alpha = 1 / (eta * sigma * n)``."""
+    return 1.0 / (float(NP_CORE["eta"]) * float(NP_CORE["sigma"]) * n_hidden)
+
+
+def _snn(plastic: bool, modulation: str | None, rule: str = "stdp") -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
         fam = _family(task)
         init = check_choice("init", kw.pop("init", "tuned"), SNN_INITS)
@@ -651,10 +708,20 @@ def _snn(plastic: bool, modulation: str | None) -> Callable[[Any, dict[str, Any]
                      output="linear", steps_per_frame=2, input_gain=2.0, **(_generic(n) if init == "generic" else _CORE))
         if modulation == "retroactive":
             d["decay"] = 0.0  # Lava synapses have two tags: eligibility + alpha leave none for the anchor
+        if rule == "np":
+            d.pop("stdp", None)
+            n_np = int(kw.get("n_hidden", d["n_hidden"]))
+            reward = getattr(task, "reward_input", None) if isinstance(task, RLTask) else None
+            # RL tasks: the reward minus its running baseline (Fiete & Seung); others: a learned third factor
+            d["node_perturbation"] = dict(NP_CORE, baseline=reward is not None)
+            if reward is not None:
+                d["reward_input"] = reward
+            if init == "generic":
+                d["alpha_init"] = _np_alpha(n_np)
         d.update(kw)
         if d.get("encoder", "current") != "current" and d.get("input_map") == "one_to_one" and "input_gain" not in kw:
             d["input_gain"] = 4.0  # spikes are 0/1: the same +-4 drive as the current encoder
-        return SpikingModel(task.n_in, _n_out(task), plastic=plastic, modulation=modulation, **d)
+        return SpikingModel(task.n_in, _n_out(task), plastic=plastic, modulation=modulation, rule=rule, **d)
 
     return build
 
@@ -748,6 +815,8 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType({
     "snn-stdp": ModelSpec("spiking LIF net, plastic recurrent synapses (pair STDP, per-synapse alpha)", _snn(True, None)),
     "snn-stdp-mod": ModelSpec("snn-stdp with retroactive neuromodulation from the hidden spikes", _snn(True, "retroactive")),
     "snn-static": ModelSpec("spiking LIF net, non-plastic (learned static weights)", _snn(False, None)),
+    "snn-np": ModelSpec("spiking LIF net, recurrent synapses learning by node perturbation (reward x noise x pre trace)",
+                        _snn(True, "retroactive", "np")),
     "rate-hebb": ModelSpec("PlasticRNN, Hebbian trace with decay (Miconi et al. 2018)", _rate("hebb")),
     "rate-oja": ModelSpec("PlasticRNN with Oja's rule (oneshot: OneShotPlastic conv net)", _rate("oja")),
     "backpropamine": ModelSpec("Backpropamine, retroactive neuromodulation (Miconi et al. 2019)",

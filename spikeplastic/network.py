@@ -73,6 +73,7 @@ class Network(nn.Module):
     does, for every projection ``pre -> post``::
 
         a_post += (w + alpha*H[t-2]) @ s_pre[t-1]        (s_in[t-1] = x[t-1] for the input)
+        a_post += n[t]      (node perturbation's noise, after all projections' currents)
         LIF step of every population -> s[t]
         plasticity of step t-1 applied to H (so the forward pass sees weights two steps old)
 
@@ -192,12 +193,21 @@ class Network(nn.Module):
     def device(self) -> torch.device:
         return self._ref.device
 
-    def initial_state(self, batch: int) -> NetworkState:
-        """State at ``t = 0``: all potentials, traces and plastic parts zero."""
+    def initial_state(self, batch: int, *, noise_seed: int | None = None) -> NetworkState:
+        """State at ``t = 0``: all potentials, traces and plastic parts zero.
+
+        ``noise_seed``: the node-perturbation noise of projection ``j`` (0-based, in projection order)
+        uses seed ``noise_seed + j`` in every sample (what :func:`~spikeplastic.simulate` and the Lava
+        export take); ``None``: per-sample seeds drawn from torch's global generator.
+        """
         check_int("batch", batch)
+        if noise_seed is not None and (isinstance(noise_seed, bool) or not isinstance(noise_seed, int)
+                                       or not 0 <= noise_seed < 2**32 - len(self.projs)):
+            raise ValueError(f"noise_seed: expected None or an int in [0, 2^32 - {len(self.projs)}), got {noise_seed!r}")
         return NetworkState(
             neurons={k: p.initial_state(batch) for k, p in self.pops.items()},
-            synapses={k: l.initial_state(batch) for k, l in self.projs.items()},
+            synapses={k: l.initial_state(batch, noise_seed=None if noise_seed is None else noise_seed + j)
+                      for j, (k, l) in enumerate(self.projs.items())},
             x_prev=torch.zeros(batch, self.n_in, dtype=self.dtype, device=self.device),
             third_prev=None,
         )
@@ -291,6 +301,14 @@ class Network(nn.Module):
                 else:
                     synapses[name] = layer.update(syn, s_pre, state.neurons[post].s, self._gate(layer, state))
             else:
+                synapses[name] = syn
+        # node perturbation: noise currents, added after every projection's current (Lava sums the
+        # inputs of a port in connection order, and the exporter connects the noise last)
+        for name, layer in self.projs.items():
+            noise, syn = layer.perturbation(synapses[name])
+            if noise is not None:
+                post = self.topology[name][1]
+                currents[post] = currents[post] + noise
                 synapses[name] = syn
         neurons: dict[str, LIFState] = {}
         for k, pop in self.pops.items():

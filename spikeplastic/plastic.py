@@ -12,7 +12,7 @@ from ._params import Constrained
 from ._validation import check_choice, check_finite, check_int, check_positive, check_range
 from .functional.synapse import plastic_current, synaptic_update
 from .modulation import Neuromodulation
-from .rules import PlasticityRule, make_rule, rule_from_ir
+from .rules import NodePerturbation, PlasticityRule, make_rule, rule_from_ir
 
 __all__ = ["PlasticLinear", "PlasticState"]
 
@@ -41,6 +41,10 @@ class PlasticLinear(nn.Module):
 
         H[t] = clip((1 - decay) * H[t-1] + m[t] * e[t])           no / simple modulation
         H[t] = clip((1 - decay) * H[t-1] + m[t] * E[t-1]),  E[t] = (1-eta_e) E[t-1] + eta_e e[t]
+
+    (``m`` passed through the rule's :meth:`~spikeplastic.PlasticityRule.gate`, e.g. node
+    perturbation's reward baseline.) A rule with a :meth:`~spikeplastic.PlasticityRule.perturbation`
+    (node perturbation) also adds its noise current to the postsynaptic input (:meth:`perturbation`).
 
     ``alpha="per_synapse"`` (``[n_out, n_in]``, Miconi 2018), ``"shared"`` (a scalar) or ``"none"``
     (coefficient fixed to 1: ``W = w + H``, plain STDP). With ``rule=None`` the projection is static.
@@ -101,6 +105,9 @@ class PlasticLinear(nn.Module):
             raise TypeError(f"modulation must be a Neuromodulation or None, got {type(modulation).__name__}")
         if modulation is not None and self.rule is None:
             raise ValueError("modulation needs a plasticity rule (rule=None makes the projection static)")
+        if modulation is None and self.rule is not None and self.rule.requires_third_factor:
+            raise ValueError(f"rule={type(self.rule).__name__} needs a third factor: pass modulation=Neuromodulation(...) "
+                             "(source=None: an external signal such as the reward; a population name: a learned one)")
         self.modulation = modulation
         if weight is None:
             check_positive("weight_scale", weight_scale, allow_zero=True)
@@ -130,13 +137,19 @@ class PlasticLinear(nn.Module):
         return self.rule is not None
 
     # ---- state ----------------------------------------------------------------------------
-    def initial_state(self, batch: int) -> PlasticState:
+    def initial_state(self, batch: int, *, noise_seed: int | None = None) -> PlasticState:
+        """Zero plastic state for ``batch`` samples; ``noise_seed`` seeds a
+        :class:`~spikeplastic.NodePerturbation` rule's noise stream (ignored by other rules)."""
         ref = self.weight()
         if self.rule is None:
             return PlasticState(None, None, None)
         H = ref.new_zeros(batch, self.n_out, self.n_in)
         E = H.clone() if (self.modulation is not None and self.modulation.mode == "retroactive") else None
-        return PlasticState(H, E, self.rule.initial_state(batch, self.n_in, self.n_out, ref))
+        if isinstance(self.rule, NodePerturbation):
+            rs = self.rule.initial_state(batch, self.n_in, self.n_out, ref, seed=noise_seed)
+        else:
+            rs = self.rule.initial_state(batch, self.n_in, self.n_out, ref)
+        return PlasticState(H, E, rs)
 
     # ---- forward ----------------------------------------------------------------------------
     def effective_weight(self, state: PlasticState) -> Tensor:
@@ -161,6 +174,8 @@ class PlasticLinear(nn.Module):
         decay = self.decay()
         mod = self.modulation
         assert mod is None or m is not None, "a modulated projection needs the gate m"
+        if m is not None:
+            m, rs = self.rule.gate(rs, m)
         H, E = synaptic_update(
             state.H, e,
             decay=None if (not self.decay.learn and float(decay) == 0.0) else decay,
@@ -168,6 +183,14 @@ class PlasticLinear(nn.Module):
             eta_e=None if mod is None or mod.mode != "retroactive" else mod.eta_e(), clip=self.clip,
         )
         return PlasticState(H, E, rs)
+
+    def perturbation(self, state: PlasticState) -> tuple[Tensor | None, PlasticState]:
+        """The current ``[B, n_out]`` the rule injects into the postsynaptic input at this step
+        (``None`` for rules that inject none) and the new state; called once per step after :meth:`update`."""
+        if self.rule is None:
+            return None, state
+        noise, rs = self.rule.perturbation(state.rule)
+        return (None, state) if noise is None else (noise, state._replace(rule=rs))
 
     # ---- IR ----------------------------------------------------------------------------------
     def to_ir(self, name: str, pre: str, post: str) -> ir.Projection:

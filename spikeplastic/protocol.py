@@ -354,6 +354,9 @@ class RLTask(ABC):
     gamma: float
     success_threshold: float
     higher_is_better: bool = True
+    #: index of the observation entry holding the previous step's reward (``None``: not observed);
+    #: reward-driven rules (``snn-np``) read their third factor there
+    reward_input: int | None = None
 
     @property
     def n_out(self) -> int:

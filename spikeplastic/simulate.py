@@ -21,6 +21,7 @@ def simulate(
     dtype: torch.dtype = torch.float64,
     record: Sequence[str] = ("spikes", "voltages", "weights"),
     third_factor: Any = None,
+    noise_seed: int = 0,
 ) -> Record:
     """Run ``net_ir`` on ``inputs`` with the float dynamics of the IR docstring.
 
@@ -30,6 +31,8 @@ def simulate(
         record: fields of the returned :class:`~spikeplastic.network.Record`.
         third_factor: ``[T]``, ``[T, B]`` or ``[T, B, n_post]`` external modulation, if the IR needs it;
             with 2-D ``inputs`` (no batch dim) it is ``[T]`` or ``[T, n_post]``, as for the Lava run.
+        noise_seed: seed of the node-perturbation noise (projection ``j`` uses ``noise_seed + j``, every
+            sample alike), as for the Lava run; unused without node perturbation.
 
     Returns: a :class:`Record` whose tensors have a batch dim (``B = 1`` for 2-D inputs).
 
@@ -62,5 +65,6 @@ def simulate(
     if fused:
         return nograd_forward(net, x, record=rec_names, third_factor=tf)[0]
     with torch.no_grad():
-        rec, _ = net(x, record=record, third_factor=tf)
+        state = net.initial_state(x.shape[1], noise_seed=noise_seed)
+        rec, _ = net(x, state, record=record, third_factor=tf)
     return rec

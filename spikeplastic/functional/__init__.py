@@ -1,14 +1,19 @@
 """Pure step functions: tensors and NamedTuple states in, tensors and new states out."""
 from .lif import LIFState, lif_step
 from .plasticity import (
+    NOISE_KIND,
+    NPState,
     STDPTraces,
     decay_factor,
     hebb_increment,
     oja_increment,
     eligibility_step,
     hebb_step,
+    node_perturbation_step,
     oja_step,
     outer,
+    perturbation_noise,
+    reward_baseline_step,
     stdp_traces_step,
     stdp_update,
     stdp_window,
@@ -35,4 +40,9 @@ __all__ = [
     "plastic_part",
     "synaptic_update",
     "modulation_signal",
+    "NOISE_KIND",
+    "NPState",
+    "perturbation_noise",
+    "node_perturbation_step",
+    "reward_baseline_step",
 ]

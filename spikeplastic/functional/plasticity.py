@@ -25,6 +25,11 @@ __all__ = [
     "eligibility_step",
     "outer",
     "stdp_window",
+    "NOISE_KIND",
+    "perturbation_noise",
+    "NPState",
+    "node_perturbation_step",
+    "reward_baseline_step",
 ]
 
 
@@ -145,3 +150,93 @@ def stdp_window(
         tr = stdp_traces_step(tr, pre, post, a_plus, a_minus, tau_plus, tau_minus)
         dw = dw + stdp_update(tr, pre, post)
     return dts, dw[:, 0, 0]
+
+
+# ---- node perturbation -------------------------------------------------------------------------
+
+#: name of the perturbation noise stream below (stored in the IR, checked by the exporter)
+NOISE_KIND = "uniform-hash32"
+
+_MASK32 = 0xFFFFFFFF
+_SQRT3 = math.sqrt(3.0)
+
+
+def _mul32(x: Tensor, c: int) -> Tensor:
+    """``(x * c) mod 2^32`` for int64 ``x`` in ``[0, 2^32)``, in two 16-bit halves of ``c`` so that no
+    intermediate exceeds ``2^49`` (int64 never overflows, on any device)."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _MASK32
+
+
+def _hash32(x: Tensor) -> Tensor:
+    """A bijective 32-bit integer mix (``lowbias32``, C. Wellons' hash-prospector) of int64 ``x`` in ``[0, 2^32)``."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def perturbation_noise(seed: Tensor, step: Tensor, n: int, dtype: torch.dtype | None = None) -> Tensor:
+    r"""Unit perturbation noise ``xi [B, n]`` of step ``step``: a pure function of ``(seed_b, step_b, i)``.
+
+    ::
+
+        h  = hash32(hash32(hash32(seed_b) ^ step_b) ^ i)        (32-bit integer hash, lowbias32)
+        xi = sqrt(3) * (2u - 1),   u = (h + 1/2) / 2^32          (uniform on (-sqrt 3, sqrt 3))
+
+    Zero mean, unit variance, independent across samples, steps and neurons. Counter-based: no
+    generator state, so the stream of any step can be recomputed anywhere (``seed``/``step`` are
+    taken mod 2^32). Integer ops and one rounding in float64 (``* sqrt(3)``), so the values are
+    bit-identical on every device and in numpy, which is how the Lava export feeds the same noise.
+
+    Args:
+        seed, step: int64 ``[B]``. n: neurons. dtype: of the result (default: torch's default).
+    """
+    if seed.dtype != torch.int64 or step.dtype != torch.int64:
+        raise TypeError(f"perturbation_noise: seed and step must be int64 tensors, got {seed.dtype} and {step.dtype}")
+    i = torch.arange(n, device=seed.device, dtype=torch.int64)
+    h = _hash32(_hash32(seed & _MASK32) ^ (step & _MASK32))
+    h = _hash32(h.unsqueeze(-1) ^ i)
+    u = (h.to(torch.float64) + 0.5) * 2.0**-32
+    return ((2.0 * u - 1.0) * _SQRT3).to(dtype or torch.get_default_dtype())
+
+
+class NPState(NamedTuple):
+    """State of node perturbation for one projection.
+
+    ``x``: presynaptic trace ``[B, n_pre]``; ``xi``: unit noise of the next perturbation ``[B, n_post]``
+    (:func:`perturbation_noise` of ``(seed, step)``); ``baseline``: running reward baseline
+    ``[B, n_post]``; ``seed``: int64 ``[B]``; ``step``: int64 ``[B]``, perturbations injected so far.
+    """
+
+    x: Tensor
+    xi: Tensor
+    baseline: Tensor
+    seed: Tensor
+    step: Tensor
+
+
+def node_perturbation_step(
+    x: Tensor, s_pre: Tensor, noise: Tensor, tau: Tensor | float, eta: Tensor | float
+) -> tuple[Tensor, Tensor]:
+    r"""Node perturbation's update candidate (Fiete & Seung 2006) and the new presynaptic trace.
+
+    ::
+
+        x' = x * exp(-1/tau) + eta * s_pre          (Lava's x1 trace: impulse eta, time constant tau)
+        e  = outer(noise, x')                        noise: the perturbation [B, n_post]
+
+    Returns ``(e [B, n_post, n_pre], x')``. Lava: ``e = y1*x1`` with ``y1`` the perturbation.
+    """
+    xn = trace_step(x, s_pre, tau, eta)
+    return outer(noise, xn), xn
+
+
+def reward_baseline_step(baseline: Tensor, r: Tensor, eta_b: Tensor | float) -> tuple[Tensor, Tensor]:
+    r"""Third factor minus a running baseline, and the new baseline.
+
+    ``m = r - b``, ``b' = b + eta_b * (r - b)`` (an exponential average of ``r`` with rate ``eta_b``).
+    Returns ``(m, b')``.
+    """
+    d = r - baseline
+    return d, baseline + eta_b * d

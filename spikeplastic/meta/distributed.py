@@ -24,8 +24,8 @@ Scheme (exactly equivalent to one process with the same total batch, up to float
 
 Drawing the full batch on every process costs task sampling (cheap next to the model), not
 model compute. Models that draw random numbers inside their forward pass (e.g. the ``rate``
-spike encoder) use the per-process global RNG, so they match a single process only in
-distribution.
+spike encoder, ``snn-np``'s per-episode noise seeds) use the per-process global RNG, so they match
+a single process only in distribution.
 """
 from __future__ import annotations
 

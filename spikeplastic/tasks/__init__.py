@@ -30,6 +30,7 @@ from .images import IMAGES, ImageConfig, ImageTask, load_cifar10, load_skimage_g
 from .maze import MAZE, MAZE13, MazeConfig, MazeState, MazeTask, maze_walls
 from .oneshot import ONESHOT, ClassImages, OneShotConfig, OneShotTask, load_digits_classes, load_omniglot
 from .pattern import PATTERN, PATTERN50, PatternConfig, PatternTask
+from .synth_omniglot import make_synthetic_omniglot, synthetic_alphabets
 
 __all__: list[str] = [
     "TASKS",
@@ -42,6 +43,7 @@ __all__: list[str] = [
     "ImageConfig", "ImageTask", "IMAGES", "load_cifar10", "load_skimage_gray", "normalize_images", "occluded_mse",
     # one-shot
     "OneShotConfig", "OneShotTask", "ONESHOT", "ClassImages", "load_omniglot", "load_digits_classes",
+    "make_synthetic_omniglot", "synthetic_alphabets",
     # RL
     "MazeConfig", "MazeTask", "MazeState", "MAZE", "MAZE13", "maze_walls",
     "CueConfig", "CueTask", "CueState", "CUE", "CUE_SMALL",
@@ -130,7 +132,8 @@ class TaskSpec:
 _SIMPSON = "simpson"
 #: our spiking models have no paper setting: where a paper's preset clips none they keep the gradient-norm
 #: clip 10 under which their results were measured (docs/STABILITY.md: rare gradient spikes on long episodes)
-_SNN_CLIP: Mapping[str, Mapping[str, Any]] = {m: {"clip": 10.0} for m in ("snn-stdp", "snn-stdp-mod", "snn-static")}
+_SNN_CLIP: Mapping[str, Mapping[str, Any]] = {m: {"clip": 10.0} for m in ("snn-stdp", "snn-stdp-mod", "snn-static",
+                                                                  "snn-np")}
 _MAZE = TrainDefaults(lr=1e-4, batch=1, clip=0, entropy_kind=_SIMPSON, entropy_coef=0.1, value_coef=0.03,
                       adam_eps=1e-4, models=_SNN_CLIP)
 _MAZE13 = TrainDefaults(lr=1e-4, batch=30, clip=4.0, entropy_kind=_SIMPSON, entropy_coef=0.03, value_coef=0.1,

@@ -171,6 +171,7 @@ class CueTask(RLTask):
         self.name = name
         self.n_actions = 2
         self.n_in = config.cue_bits + 4 + self.n_actions
+        self.reward_input = config.cue_bits + 3  # cue bits, Go, bias, time, previous reward, ...
         self.T = config.episode_steps
         self.gamma = config.gamma
         self.success_threshold = config.success_threshold

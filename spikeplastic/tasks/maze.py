@@ -163,6 +163,7 @@ class MazeTask(RLTask):
         self.name = name
         self.n_actions = 4
         self.n_in = 9 + 3 + (self.n_actions if config.prev_action_input else 0)
+        self.reward_input = 9  # fov (9), previous reward, ...
         self.T = config.episode_steps
         self.gamma = config.gamma
         self.success_threshold = config.success_threshold

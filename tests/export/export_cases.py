@@ -70,6 +70,24 @@ def stdp_modulated() -> _ir.NetworkIR:
     )
 
 
+def _np(sigma: float = 0.35, tau: float = 5.7, **kw) -> sp.NodePerturbation:
+    return sp.NodePerturbation(sigma, tau, **dict(dict(eta=0.61, eta_b=0.13, learn=False), **kw))
+
+
+def node_perturbation() -> _ir.NetworkIR:
+    """Node perturbation: two noise streams into l1 (feed-forward and recurrent), the external third
+    factor minus its running baseline (simple, per-synapse alpha; retroactive, shared alpha), and a
+    learned per-neuron third factor without baseline, with decay."""
+    torch.manual_seed(9)
+    return _net(
+        _lin(N_IN, N1, rule=_np(), modulation=sp.Neuromodulation("simple", None)),
+        _lin(N1, N2, rule=_np(0.2, 4.0, baseline=False), decay=2**-6,
+             modulation=sp.Neuromodulation("simple", "l1", per_neuron=True)),
+        _lin(N1, N1, rule=_np(0.25, 3.1, eta=0.9), alpha="shared", alpha_init=1.3,
+             modulation=sp.Neuromodulation("retroactive", None, eta_e=2**-2, learn_eta=False)),
+    )
+
+
 def hebb_oja() -> _ir.NetworkIR:
     torch.manual_seed(6)
     return _net(_lin(N_IN, N1, rule=sp.Hebb(2**-4, learn=False), decay=2**-6),
@@ -101,6 +119,7 @@ FLOAT_CASES = [
     Case("stdp_alpha_decay", stdp_alpha_decay),
     Case("stdp_modulated", stdp_modulated, third_factor=True),
     Case("hebb_oja", hebb_oja),
+    Case("node_perturbation", node_perturbation, third_factor=True),
     Case("subtract_reset", subtract_reset),
     Case("current_input", current_input),
 ]

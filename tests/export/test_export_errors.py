@@ -11,7 +11,7 @@ import torch
 
 import spikeplastic as sp
 from export_cases import needs_lava
-from export_cases import N_IN, _lin, _net, hebb_oja, static, stdp_alpha_decay, stdp_modulated, subtract_reset
+from export_cases import N_IN, _lin, _net, hebb_oja, node_perturbation, static, stdp_alpha_decay, stdp_modulated, subtract_reset
 
 from spikeplastic.export import BackendUnavailableError, ExportError, UnsupportedError, to_lava
 
@@ -37,6 +37,20 @@ CASES = [
     ("scale too large for the threshold", static, {"mode": "fixed", "scale": 1e7}, ExportError, "17-bit threshold"),
     ("loihi2 needs fixed point", static, {"backend": "loihi2"}, ExportError, "mode='fixed'"),
     ("loihi2 backend missing", static, {"mode": "fixed", "backend": "loihi2"}, BackendUnavailableError, "lava-loihi"),
+    ("node perturbation in fixed mode", node_perturbation, {"mode": "fixed"}, UnsupportedError,
+     "node perturbation runs in float mode only"),
+    ("node perturbation on loihi2", node_perturbation, {"mode": "fixed", "backend": "loihi2"}, UnsupportedError,
+     "node perturbation runs in float mode only"),
+    ("node perturbation with another noise stream",
+     lambda: _with_proj(node_perturbation(), "in_to_l1",
+                        rule=dataclasses.replace(node_perturbation().projections[0].rule, noise="gaussian-philox")),
+     {}, UnsupportedError, "noise stream 'gaussian-philox' is not exportable"),
+    ("node perturbation retroactive with alpha and decay", lambda: _with_proj(node_perturbation(), "l1_to_l1", decay=2**-4),
+     {}, UnsupportedError, "two tags"),
+    ("node perturbation eta_e not a literal",
+     lambda: _with_proj(node_perturbation(), "l1_to_l1",
+                        modulation=dataclasses.replace(node_perturbation().projections[2].modulation, eta_e=0.3)),
+     {}, ExportError, "eta_e = 0.3"),
     ("bad mode", static, {"mode": "double"}, ValueError, "mode must be one of"),
     ("bad backend", static, {"backend": "gpu"}, ValueError, "backend must be one of"),
 ]
@@ -65,12 +79,13 @@ def test_errors_are_raised_before_lava_builds_anything() -> None:
     code = (
         "import sys, dataclasses\n"
         "sys.path.insert(0, 'tests/export')\n"
-        "from export_cases import stdp_alpha_decay, subtract_reset\n"
+        "from export_cases import node_perturbation, stdp_alpha_decay, subtract_reset\n"
         "from spikeplastic.export import to_lava, ExportError, UnsupportedError, BackendUnavailableError\n"
         "ir = stdp_alpha_decay()\n"
         "bad = dataclasses.replace(ir, projections=tuple(dataclasses.replace(p, clip=1.0) for p in ir.projections))\n"
         "for make, kw, exc in [(lambda: bad, {}, UnsupportedError), (subtract_reset, {'mode': 'fixed'}, UnsupportedError),\n"
-        "                      (ir, {'mode': 'fixed', 'backend': 'loihi2'}, BackendUnavailableError)]:\n"
+        "                      (ir, {'mode': 'fixed', 'backend': 'loihi2'}, BackendUnavailableError),\n"
+        "                      (node_perturbation, {'mode': 'fixed'}, UnsupportedError)]:\n"
         "    try:\n"
         "        to_lava(make() if callable(make) else make, **kw)\n"
         "    except exc:\n"

@@ -36,7 +36,7 @@ PER_MODEL = {
     ("pattern50", "rnn"): {"lr": 3e-5},
     ("pattern50", "lstm"): {"lr": 3e-5},
     **{(t, m): {"clip": 10.0} for t in ("pattern", "pattern50", "images", "oneshot", "maze", "maze-cpu")
-       for m in ("snn-stdp", "snn-stdp-mod", "snn-static")},
+       for m in ("snn-stdp", "snn-stdp-mod", "snn-static", "snn-np")},
 }
 
 #: task-config values per paper id
