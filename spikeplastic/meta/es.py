@@ -42,16 +42,13 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..protocol import RLTask, SupervisedTask
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
 
 __all__ = ["centered_ranks", "pair_seed", "pair_noise", "es_gradient", "select_parameters", "ES_SEED_OFFSET",
            "es_step"]
@@ -149,7 +146,7 @@ def _members(params: Sequence[nn.Parameter], names: Sequence[str], theta: Tensor
     return out
 
 
-def _supervised(tr: "Trainer", members: Mapping[str, Tensor], p: int) -> tuple[Tensor, Tensor, Tensor]:
+def _supervised(tr: Any, members: Mapping[str, Tensor], p: int) -> tuple[Tensor, Tensor, Tensor]:
     task = tr.task
     assert isinstance(task, SupervisedTask)
     ep = task.sample(tr.config.batch, tr.task_gen, tr.device, **(tr._split_kwargs("train") or {}))
@@ -159,7 +156,7 @@ def _supervised(tr: "Trainer", members: Mapping[str, Tensor], p: int) -> tuple[T
     return -loss, loss, metric
 
 
-def _rl(tr: "Trainer", members: Mapping[str, Tensor], p: int, lo: int, P: int) -> tuple[Tensor, Tensor, Tensor]:
+def _rl(tr: Any, members: Mapping[str, Tensor], p: int, lo: int, P: int) -> tuple[Tensor, Tensor, Tensor]:
     task = tr.task
     assert isinstance(task, RLTask)
     B, n_act, dev = tr.config.batch, task.n_actions, tr.device
@@ -184,8 +181,9 @@ def _rl(tr: "Trainer", members: Mapping[str, Tensor], p: int, lo: int, P: int) -
     return fit, -fit, fit
 
 
-def es_step(tr: "Trainer") -> dict[str, Any]:
-    """One ES outer step of trainer ``tr`` (module docstring); returns its metric record."""
+def es_step(tr: Any) -> dict[str, Any]:
+    """One ES outer step of ``tr``, a :class:`~spikeplastic.meta.trainer.Trainer` (module docstring; not
+    imported here: the trainer imports this module); returns the step's metric record."""
     cfg = tr.config
     t0 = time.perf_counter()
     P, sigma, ws, rank = cfg.es_population, cfg.es_sigma, tr.world.size, tr.world.rank
