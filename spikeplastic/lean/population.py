@@ -425,10 +425,9 @@ def _shape_key(a: Any) -> Any:
     return a
 
 
-def _compiled_chunk(args: tuple) -> Callable[..., Any]:
-    """``torch.compile(_chunk)`` for one structure and one set of shapes: a code object of its own per
-    key, so that dynamo's recompile budget is never shared between keys (as :mod:`.backend` does)."""
-    key = _shape_key(args)
+def _compiled_chunk(key: Any) -> Callable[..., Any]:
+    """``torch.compile(_chunk)`` for one structure and one set of shapes (``key``): a code object of its
+    own per key, so that dynamo's recompile budget is never shared between keys (as :mod:`.backend` does)."""
     fn = _CHUNKS.get(key)
     if fn is None:
         code = _chunk.__code__.replace(co_name=f"_pop_chunk_{len(_CHUNKS)}")
@@ -491,6 +490,7 @@ class PopulationRun:
             self.backend = "inplace"
         self.state = self.initial_state() if state is None else state
         self._bufs: tuple | None = None
+        self._value_key: Any = None
         self._external = any(j.mod is not None and j.mod_source is None for j in spec.projs)
 
     def initial_state(self) -> PopulationState:
@@ -592,8 +592,11 @@ class PopulationRun:
     def _call(self, xs: Tensor, ffcs: tuple, th: Tensor | None, st: PopulationState, rec_vu: tuple[bool, bool]) -> tuple:
         if self.backend == "compile" and not _COMPILE_BROKEN:
             args = ("fused", self.spec, rec_vu, xs, ffcs, th, st, self.values, tuple(None for _ in self.spec.projs))
+            if self._value_key is None:  # the values' shapes, once per run (the state's follow from spec, P, B)
+                self._value_key = _shape_key(self.values)
+            key = (self.spec, rec_vu, self._value_key, _shape_key((xs, ffcs, th, st.x_prev, st.third_prev)))
             try:
-                return _compiled_chunk(args)(*args)
+                return _compiled_chunk(key)(*args)
             except Exception as exc:  # a failed compile is an environment problem, not a wrong result
                 _compile_failed(exc, 3)
         return _chunk("inplace", self.spec, rec_vu, xs, ffcs, th, st, self.values, self._buffers())
