@@ -123,12 +123,15 @@ def test_simulate_input_forms_and_third_factor() -> None:
     sim = simulate(net.to_ir(), x[:, 0].numpy(), third_factor=m.numpy())  # [T, n_in] numpy, [T] factor
     assert sim.spikes["a"].shape == (40, 1, 3)
     torch.testing.assert_close(sim.spikes["a"], rec.spikes["a"], rtol=0, atol=0)
-    torch.testing.assert_close(sim.weights["in_to_a"], rec.weights["in_to_a"], rtol=0, atol=0)
+    # simulate runs the fused no-grad kernel (lean.population), which orders the modulated update's
+    # products differently: measured 1 element of 240 off by 2.2e-16 (1 ulp); spikes stay identical
+    assert float(rec.spikes["a"].sum()) > 0 and float((rec.weights["in_to_a"][-1] - rec.weights["in_to_a"][0]).abs().max()) > 0.1
+    torch.testing.assert_close(sim.weights["in_to_a"], rec.weights["in_to_a"], rtol=0, atol=1e-15)
     # per-neuron factor: [T, n_post] with unbatched inputs is [T, 1, n_post] for the network
     m3 = torch.stack([m, -m, 0.5 * m], dim=1)
     rec3, _ = net(x, third_factor=m3[:, None, :], record=("spikes", "weights"))
     sim3 = simulate(net.to_ir(), x[:, 0], third_factor=m3)
-    torch.testing.assert_close(sim3.weights["in_to_a"], rec3.weights["in_to_a"], rtol=0, atol=0)
+    torch.testing.assert_close(sim3.weights["in_to_a"], rec3.weights["in_to_a"], rtol=0, atol=1e-15)  # as above
     assert not torch.equal(rec3.weights["in_to_a"], rec.weights["in_to_a"])
     with pytest.raises(ValueError, match="third_factor"):
         simulate(net.to_ir(), x)  # the IR needs an external third factor

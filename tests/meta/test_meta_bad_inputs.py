@@ -209,7 +209,7 @@ def test_cli_train_into_a_held_run_is_refused(tmp_path: Path, capsys: pytest.Cap
 def test_cli_compare_into_held_runs_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cmp"
     argv = ["compare", *TINY, "--models", "rnn", "--model-kw", "n_hidden=8", "--episodes", "1", "--seeds", "1",
-            "--out", str(out)]
+            "--eval-episodes", "8", "--out", str(out)]
     assert main(argv) == 0
     run = out / "runs" / "rnn" / "seed0"
     before = _bytes(run)

@@ -84,7 +84,7 @@ def test_resume_with_other_config_is_an_error(tmp_path, capsys) -> None:
 def test_compare_writes_results(tmp_path) -> None:
     out = tmp_path / "cmp"
     argv = ["compare", *TINY, "--models", "rate-hebb,snn-static", "--episodes", "3", "--seeds", "2",
-            "--out", str(out)]
+            "--eval-episodes", "16", "--out", str(out)]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in res["rows"]] == ["rate-hebb", "snn-static"]
@@ -92,12 +92,12 @@ def test_compare_writes_results(tmp_path) -> None:
         assert set(r) >= {"model", "n_params", "final_mean", "final_ci95", "episodes_to_threshold",
                           "seconds_per_episode", "peak_rss_mb"}
         assert r["peak_rss_mb"] > 50 and r["seconds_per_episode"] > 0 and r["seeds"] == 2
-        assert len(r["held_out_per_seed"]) == 2 and r["held_out_ci"] == "t over seeds" and r["held_out_episodes"] == 1000
+        assert len(r["held_out_per_seed"]) == 2 and r["held_out_ci"] == "t over seeds" and r["held_out_episodes"] == 16
         for s, v in enumerate(r["held_out_per_seed"]):  # each run's held_out.json, as `evaluate` wrote it
             run = json.loads((out / "runs" / r["model"] / f"seed{s}" / "held_out.json").read_text())
-            assert run["mean"] == v and run["n"] == 1000 and len(run["values"]) == 1000 and run["seed"] == s + 3_000_017
+            assert run["mean"] == v and run["n"] == 16 and len(run["values"]) == 16 and run["seed"] == s + 3_000_017
     md = (out / "results.md").read_text()
-    assert ("| model | params | train metric, last 1 step (mean ± 95% CI) | held-out metric, 1000 episodes, test split "
+    assert ("| model | params | train metric, last 1 step (mean ± 95% CI) | held-out metric, 16 episodes, test split "
             "(mean ± 95% CI) | episodes to threshold (median) | s/episode | peak RSS (MB) |") in md
     assert md.count("\n| ") == 3  # header + 2 rows
     assert (out / "curves.png").stat().st_size > 10_000
