@@ -91,26 +91,24 @@ _positive_float = _number(float, 0, strict=True)
 _nonneg_float = _number(float, 0, strict=False)
 
 
-def _decay_factor(s: str) -> float:
-    """``--lr-decay``: a factor in ``(0, 1]``."""
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {s!r}") from None
-    if not (0.0 < v <= 1.0):
-        raise argparse.ArgumentTypeError(f"expected a factor in (0, 1], got {s!r}")
-    return v
+def _interval(low: float, high: float, *, open_low: bool, noun: str) -> Callable[[str], float]:
+    """An argparse ``type``: a float in ``[low, high]`` (``(low, high]`` with ``open_low``)."""
+    what = f"{noun} in {'(' if open_low else '['}{low:g}, {high:g}]"
+
+    def parse(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+        if not ((low < v if open_low else low <= v) and v <= high):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}")
+        return v
+
+    return parse
 
 
-def _distortion(s: str) -> float:
-    """``make-omniglot --distortion``: a number in ``[0, 3]``."""
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 3], got {s!r}") from None
-    if not (0.0 <= v <= 3.0):
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 3], got {s!r}")
-    return v
+_decay_factor = _interval(0.0, 1.0, open_low=True, noun="a factor")  # --lr-decay
+_distortion = _interval(0.0, 3.0, open_low=False, noun="a number")  # make-omniglot --distortion
 
 
 def _learning_rate(s: str) -> float:

@@ -386,13 +386,8 @@ class SpikingModel(EpisodeModel):
                     "which the lean path does not model")
         return None
 
-    def lean_forward(self, inputs: Tensor, state: SpikingState | None = None) -> tuple[Tensor, SpikingState]:
-        """``forward`` with the network run by :func:`spikeplastic.lean.network_forward`."""
-        from . import lean
-
-        reason = self.lean_unsupported()
-        if reason is not None:
-            raise ValueError(f"lean path: {reason}")
+    def _sequence_start(self, inputs: Tensor, state: SpikingState | None) -> tuple[int, int, SpikingState]:
+        """``T``, ``B`` of a whole-sequence input ``[T, B, n_in]`` (checked) and the state to start from."""
         if not isinstance(inputs, Tensor) or inputs.dim() != 3 or inputs.shape[-1] != self.n_in:
             raise ValueError(f"inputs must have shape [T, B, {self.n_in}], got {tuple(getattr(inputs, 'shape', ()))}")
         T, B = inputs.shape[0], inputs.shape[1]
@@ -400,6 +395,16 @@ class SpikingModel(EpisodeModel):
             state = self.initial_state(B)
         else:
             self._check_state(state, B)
+        return T, B, state
+
+    def lean_forward(self, inputs: Tensor, state: SpikingState | None = None) -> tuple[Tensor, SpikingState]:
+        """``forward`` with the network run by :func:`spikeplastic.lean.network_forward`."""
+        from . import lean
+
+        reason = self.lean_unsupported()
+        if reason is not None:
+            raise ValueError(f"lean path: {reason}")
+        T, B, state = self._sequence_start(inputs, state)
         # frame by frame, as step() does: the same random draws for the stochastic encoders
         xs = torch.cat([self.encode(inputs[t:t + 1]) for t in range(T)])
         rec, net = lean.network_forward(self.network, xs, state.net, record=("spikes",))
@@ -486,11 +491,7 @@ class SpikingModel(EpisodeModel):
         reason = self.nograd_unsupported()
         if reason is not None:
             raise ValueError(f"no-grad forward: {reason}")
-        T, B = inputs.shape[0], inputs.shape[1]
-        if state is None:
-            state = self.initial_state(B)
-        else:
-            self._check_state(state, B)
+        T, B, state = self._sequence_start(inputs, state)
         with torch.no_grad():
             spec = network_spec(self.network)
             vals, ro = self._members(None)

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from .backend import _COMPILE_BROKEN, AUTO_COMPILE_MIN_ELEMENTS, _compile_failed
+from .backend import _COMPILE_BROKEN, _compile_failed, _resolve_backend
 
 __all__ = ["POPULATION_BACKENDS", "POPULATION_RECORD", "NetworkSpec", "LIFValues", "ProjValues", "NetworkValues",
            "PopulationState", "PopulationRecord", "PopulationRun", "check_population", "network_spec",
@@ -438,19 +438,10 @@ def _compiled_chunk(key: Any) -> Callable[..., Any]:
 
 
 def _resolve(backend: str, spec: NetworkSpec, P: int, B: int, ref: Tensor) -> str:
+    """The population's choices (no ``"reference"``), then the shared rule of :func:`_resolve_backend`."""
     if backend not in POPULATION_BACKENDS:
         raise ValueError(f"backend: expected one of {list(POPULATION_BACKENDS)}, got {backend!r}")
-    if backend != "auto":
-        return backend
-    elements = P * B * sum(j.n_pre * j.n_post for j in spec.projs if j.plastic)
-    if _COMPILE_BROKEN or elements < AUTO_COMPILE_MIN_ELEMENTS:
-        return "inplace"
-    if ref.device.type == "cuda":
-        try:
-            import triton  # noqa: F401
-        except ImportError:
-            return "inplace"
-    return "compile"
+    return _resolve_backend(backend, ref, P * B * sum(j.n_pre * j.n_post for j in spec.projs if j.plastic))
 
 
 # ---- the run -------------------------------------------------------------------------------------------
