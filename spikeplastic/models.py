@@ -561,6 +561,12 @@ class ModelSpec:
 
     description: str
     build: Callable[[Any, dict[str, Any]], EpisodeModel]
+    #: task families the model is built for (``"oneshot"``, ``"memory"``, ``"rl"``, ``"generic"``); ``None``: all
+    families: frozenset[str] | None = None
+
+    def supports(self, task: Any) -> bool:
+        """Whether the model can be built for ``task``."""
+        return self.families is None or _family(task) in self.families
 
 
 #: hidden units of every model on an RL task, by task name (default 200, the papers' size)
@@ -792,6 +798,14 @@ def _pattern_lstm(task: Any, kw: dict[str, Any]) -> EpisodeModel:
     return LSTM(task.n_in, task.n_out, **d)
 
 
+def _snn_oneshot(task: Any, kw: dict[str, Any]) -> EpisodeModel:
+    """:class:`~spikeplastic.snn_oneshot.SpikingOneShot` sized for a one-shot task (same embedding as ``rate-oja``)."""
+    from .snn_oneshot import SpikingOneShot
+
+    s = int(task.config.image_size)
+    return SpikingOneShot(s * s, task.config.n_way, **dict({"padding": 0 if s >= 31 else 1}, **kw))
+
+
 def _recurrent(kind: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
         from .baselines import LSTM, RNN
@@ -826,6 +840,9 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType({
     "backpropamine-none": ModelSpec("Backpropamine's non-modulated plastic control", _bpa("none", "backpropamine-none")),
     "rnn": ModelSpec("non-plastic tanh RNN (memory tasks: the plastic net with plasticity off)", _recurrent("rnn")),
     "lstm": ModelSpec("non-plastic LSTM", _recurrent("lstm")),
+    "snn-oneshot": ModelSpec("oneshot only: rate-oja's conv features, spike-encoded, into spiking readout neurons whose "
+                             "synapses learn by STDP (per-synapse alpha) from teaching spikes; exports to Lava",
+                             _snn_oneshot, frozenset({"oneshot"})),
 })
 
 
@@ -845,8 +862,13 @@ def make_model(model_id: str, task: SupervisedTask | RLTask, **overrides: Any) -
         raise ValueError(f"unknown model {model_id!r}; valid ids: {list(MODELS)}")
     if not isinstance(task, (SupervisedTask, RLTask)):
         raise TypeError(f"task must be a SupervisedTask or RLTask, got {type(task).__name__}")
+    spec = MODELS[model_id]
+    if not spec.supports(task):
+        ok = sorted(spec.families or ())
+        raise ValueError(f"model {model_id!r} is built for {ok} tasks only, not {_name(task) or type(task).__name__!r} "
+                         f"(family {_family(task)!r}); use another --model")
     try:
-        return MODELS[model_id].build(task, dict(overrides))
+        return spec.build(task, dict(overrides))
     except TypeError as e:
         raise TypeError(f"make_model({model_id!r}, ...): {e}") from e
 

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from spikeplastic.embedding import ConvEmbedding
 from spikeplastic.functional.plasticity import oja_step
 from spikeplastic.protocol import EpisodeModel
 
@@ -32,14 +33,6 @@ class OneShotState(NamedTuple):
     """State of :class:`OneShotPlastic`: ``hebb`` ``[B, n_way, channels]`` (post x pre)."""
 
     hebb: Tensor
-
-
-def _conv_sides(side: int, n_conv: int, padding: int) -> list[int]:
-    """Spatial side after each 3x3 stride-2 convolution (``side`` first)."""
-    sides = [side]
-    for _ in range(n_conv):
-        sides.append((sides[-1] + 2 * padding - 3) // 2 + 1)
-    return sides
 
 
 class OneShotPlastic(EpisodeModel):
@@ -115,22 +108,9 @@ class OneShotPlastic(EpisodeModel):
         self.padding = check_int("padding", padding, minimum=0)
         self.alpha_mode = check_choice("alpha", alpha, ALPHA_MODES)
         self.alpha_init = check_choice("alpha_init", alpha_init, ("uniform", "normal"))
-        sides = _conv_sides(side, self.n_conv, self.padding)
-        if min(sides) < 1:
-            raise ValueError(
-                f"a {side}x{side} image is too small for {self.n_conv} 3x3 stride-2 convolutions "
-                f"with padding={self.padding} (sides {sides}); use a larger image, fewer layers "
-                f"(n_conv) or padding=1"
-            )
+        self.embed = ConvEmbedding(self.img_pixels, channels=self.channels, n_conv=self.n_conv, padding=self.padding)
         self.n_in = self.img_pixels + self.n_way
         self.n_out = self.n_way
-
-        layers: list[nn.Module] = []
-        c_in = 1
-        for _ in range(self.n_conv):
-            layers += [nn.Conv2d(c_in, self.channels, 3, stride=2, padding=self.padding), nn.Tanh()]
-            c_in = self.channels
-        self.embed = nn.Sequential(*layers)
         shape = (self.n_way, self.channels)
         self.w = nn.Parameter(check_init_std(w_init_std, "w_init_std") * torch.randn(shape))
         self.alpha = alpha_parameter(alpha, shape, check_init_std(alpha_init_std, "alpha_init_std"),
@@ -151,8 +131,7 @@ class OneShotPlastic(EpisodeModel):
 
     def embedding(self, images: Tensor) -> Tensor:
         """``[B, img_pixels]`` flattened images -> ``[B, channels]`` embeddings."""
-        feats = self.embed(images.reshape(-1, 1, self.side, self.side))
-        return feats.mean(dim=(-2, -1))
+        return self.embed.embed(images)
 
     def step(self, x: Tensor, state: OneShotState) -> tuple[Tensor, OneShotState]:
         check_step_input(x, self.n_in, state)
