@@ -51,7 +51,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +70,9 @@ __all__ = [
     "EvalResult",
     "evaluate",
     "evaluate_cached",
+    "EvalSetup",
+    "prepare_evaluation",
+    "held_out_episodes",
     "read_result",
     "wilson_interval",
     "normal_interval",
@@ -333,9 +336,32 @@ def evaluate(
                                 untrained=untrained, data=data)
 
 
-def _evaluate_checkpoint(ck: Mapping[str, Any], path: Path, *, episodes: int, split: str, batch: int | None,
-                         seed: int | None, device: str, untrained: bool,
-                         data: str | os.PathLike[str] | None) -> EvalResult:
+@dataclass(frozen=True)
+class EvalSetup:
+    """A run's network rebuilt for evaluation (:func:`prepare_evaluation`): its config, task (with the
+    run's data splits, checked against the checkpoint's record), model (eval mode, on ``device``)."""
+
+    cfg: TrainConfig
+    task: SupervisedTask | RLTask
+    model: EpisodeModel
+    path: Path
+    checkpoint_episode: int
+    split_checked: bool | None
+    model_sha256: str
+    device: torch.device
+    untrained: bool
+
+
+def prepare_evaluation(run: str | os.PathLike[str] | Mapping[str, Any], *, data: str | os.PathLike[str] | None = None,
+                       device: str = "cpu", untrained: bool = False, path: Path | None = None) -> EvalSetup:
+    """Rebuild a run's task and network as :func:`evaluate` does (``run``: a run folder, a checkpoint file,
+    or a loaded checkpoint with its ``path``)."""
+    if isinstance(run, Mapping):
+        ck = run
+        path = Path("<checkpoint>") if path is None else path
+    else:
+        path = _checkpoint_path(run)
+        ck = load_checkpoint(path)
     cfg = TrainConfig.from_dict(ck["config"])
     if data is not None:
         from ..tasks import TASKS
@@ -356,27 +382,54 @@ def _evaluate_checkpoint(ck: Mapping[str, Any], path: Path, *, episodes: int, sp
     digest = state_digest(model.state_dict())
     model.to(dev)
     model.eval()
+    return EvalSetup(cfg, task, model, path, 0 if untrained else int(ck["episode"]), checked, digest, dev, untrained)
+
+
+def held_out_episodes(setup: EvalSetup, *, episodes: int = 1000, split: str = "test", batch: int | None = None,
+                      seed: int | None = None) -> Iterator[Episode]:
+    """The episodes :func:`evaluate` runs (supervised tasks): ``episodes`` in batches of ``min(episodes, batch)``
+    from the stream seeded ``seed`` (default: the run's held-out seed), drawn from ``split``. The caller seeds
+    torch's global RNG with the same stream when its model draws random numbers (as :func:`evaluate` does)."""
+    _check_args(episodes, split, batch, seed, False)
+    task = setup.task
+    if not isinstance(task, SupervisedTask):
+        raise ValueError(f"held_out_episodes: task {setup.cfg.task!r} is an RL task (its episodes depend on the policy)")
+    b_max, stream = _resolve(setup.cfg, episodes, batch, seed)
+    kw = {"split": split} if split in task.data_splits else {}
+    gen = torch.Generator().manual_seed(stream)
+    done = 0
+    while done < episodes:
+        b = min(b_max, episodes - done)
+        yield task.sample(b, gen, setup.device, **kw)
+        done += b
+
+
+def _evaluate_checkpoint(ck: Mapping[str, Any], path: Path, *, episodes: int, split: str, batch: int | None,
+                         seed: int | None, device: str, untrained: bool,
+                         data: str | os.PathLike[str] | None) -> EvalResult:
+    setup = prepare_evaluation(ck, data=data, device=device, untrained=untrained, path=path)
+    cfg, task, model, dev = setup.cfg, setup.task, setup.model, setup.device
+    rng_devices = [dev.index or 0] if dev.type == "cuda" else []
     b_max, stream = _resolve(cfg, episodes, batch, seed)
-    kw = {"split": split} if isinstance(task, SupervisedTask) and split in task.data_splits else {}
     values: list[float] = []
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=rng_devices), torch.no_grad():
         torch.manual_seed(stream)
-        gen = torch.Generator().manual_seed(stream)
-        action_gen = torch.Generator().manual_seed(stream + 1)
-        done = 0
-        while done < episodes:
-            b = min(b_max, episodes - done)
-            if isinstance(task, RLTask):
+        if isinstance(task, RLTask):
+            gen = torch.Generator().manual_seed(stream)
+            action_gen = torch.Generator().manual_seed(stream + 1)
+            done = 0
+            while done < episodes:
+                b = min(b_max, episodes - done)
                 res = a2c_episode(model, task, b, gen, action_gen, dev, value_coef=cfg.value_coef,
                                   entropy_coef=cfg.entropy_coef, entropy_kind=cfg.entropy_kind)
                 assert res.per_episode is not None  # a2c_episode always sets it
                 values.extend(float(v) for v in res.per_episode.cpu())
-            else:
-                ep = task.sample(b, gen, dev, **kw)
+                done += b
+        else:
+            for ep in held_out_episodes(setup, episodes=episodes, split=split, batch=batch, seed=seed):
                 outputs, _ = model(ep.inputs)
                 values.extend(_per_episode_metric(task, outputs, ep))
-            done += b
     seconds = time.perf_counter() - t0
     binary = isinstance(task, SupervisedTask) and task.metric_is_binary
     correct: int | None = None
@@ -398,11 +451,11 @@ def _evaluate_checkpoint(ck: Mapping[str, Any], path: Path, *, episodes: int, sp
         desc = f"{cfg.task} is an RL task: new random environments from the held-out seed stream"
     return EvalResult(
         task=cfg.task, model=cfg.model, run_seed=cfg.seed, checkpoint=str(path),
-        checkpoint_episode=0 if untrained else int(ck["episode"]), split=split, data=desc, n=episodes,
+        checkpoint_episode=setup.checkpoint_episode, split=split, data=desc, n=episodes,
         seed=stream, batch=b_max, mean=mean, ci_low=lo, ci_high=hi, ci_method="wilson" if binary else "normal",
         values=tuple(values), correct=correct, higher_is_better=bool(task.higher_is_better),
-        actions="sampled" if isinstance(task, RLTask) else None, split_checked=checked, untrained=untrained,
-        model_sha256=digest, seconds=seconds,
+        actions="sampled" if isinstance(task, RLTask) else None, split_checked=setup.split_checked, untrained=untrained,
+        model_sha256=setup.model_sha256, seconds=seconds,
     )
 
 
