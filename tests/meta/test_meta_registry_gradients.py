@@ -28,6 +28,7 @@ CI_TASKS = {
     "pattern50": {},
     "images": {"patch_size": 8},          # 64 pixels, the full 201-step episode
     "oneshot": {"image_size": 12},     # short episodes anyway (6 steps); 144 pixels
+    "oneshot-cpu": {"image_size": 12},
     "maze": {"episode_steps": 100},
     "maze13": {"episode_steps": 100},
     "cue": {"episode_steps": 60},

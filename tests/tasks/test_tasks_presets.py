@@ -35,7 +35,8 @@ PAPER_TRAIN = {
 PER_MODEL = {
     ("pattern50", "rnn"): {"lr": 3e-5},
     ("pattern50", "lstm"): {"lr": 3e-5},
-    **{(t, m): {"clip": 10.0} for t in ("pattern", "pattern50", "images", "oneshot", "maze", "maze-cpu")
+    ("oneshot-cpu", "snn-oneshot"): {"lr": 3e-4, "lr_decay_every": 8000},
+    **{(t, m): {"clip": 10.0} for t in ("pattern", "pattern50", "images", "oneshot", "oneshot-cpu", "maze", "maze-cpu")
        for m in ("snn-stdp", "snn-stdp-mod", "snn-static", "snn-np")},
 }
 
@@ -61,6 +62,7 @@ UNSET = "unset"  # a field the reduction leaves to TrainConfig's default
 REDUCTIONS = {
     "maze-cpu": ("maze", {"lr": 1e-3}),
     "maze13-cpu": ("maze13", {"lr": 1e-3, "batch": 16}),
+    "oneshot-cpu": ("oneshot", {"lr": 1e-3, "batch": 16, "lr_decay": 0.5, "lr_decay_every": 5000}),
     "cue-small": ("cue", {"lr": 1e-3, "batch": 16, "entropy_kind": "shannon", "entropy_coef": 0.03,
                           "value_coef": UNSET}),
 }

@@ -14,6 +14,7 @@ SMALL = {
     "pattern50": {},
     "images": {"patch_size": 8, "present_steps": 2},
     "oneshot": {},
+    "oneshot-cpu": {},
     "maze": {"episode_steps": 20},
     "maze13": {"episode_steps": 20},
     "cue": {"episode_steps": 30},
@@ -52,7 +53,7 @@ def test_each_task_holds_its_training_defaults() -> None:
     assert recommended("pattern50", "rnn")["lr"] == 3e-5 and recommended("pattern50")["lr"] == 3e-4
     assert task_fields("cue-small") == {"clip": 2.0, "entropy_kind": "shannon", "entropy_coef": 0.03, "adam_eps": 1e-6}
     assert task_fields("pattern") == {"clip": None} and task_fields("pattern", "snn-stdp") == {"clip": 10.0}
-    assert {k for k, spec in TASKS.items() if spec.data_field} == {"oneshot", "images"}
+    assert {k for k, spec in TASKS.items() if spec.data_field} == {"oneshot", "oneshot-cpu", "images"}
     for k, spec in TASKS.items():  # the --data field is a field of the task's config
         if spec.data_field is not None:
             assert hasattr(spec.config, spec.data_field), k
