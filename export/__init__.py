@@ -12,7 +12,12 @@ Lava export (lava-nc 0.10.0):
   ``LavaNetwork.run(inputs, steps=None, third_factor=None) -> LavaRecord`` (spikes, voltages,
   weights per step, indexed like :class:`spikeplastic.Record`; Lava always stopped, runs bounded).
   ``LavaNetwork.processes(inputs)``: the exported network as Lava processes, not started, to connect
-  to your own processes and run yourself.
+  to your own processes and run yourself. ``record`` may add ``"currents"`` (each LIF's ``u``).
+- Many episodes per Lava run: :func:`replicate` ``(net_ir, copies) -> NetworkIR`` (block-diagonal
+  copies, off-block synapses held at exactly 0; ``ExportError`` where copies would not stay
+  independent); ``LavaNetwork.run_episodes(inputs [T, E, n_in], *, third_factor=None, copies=None,
+  record=("spikes",)) -> LavaEpisodes`` (``[T, E, ...]`` arrays, ``ceil(E / copies)`` Lava runs;
+  float: as ``Network.forward`` with batch E, fixed: bit-exact with ``simulate_fixed`` per episode).
 - :func:`verify` ``(net_or_ir, inputs=None, steps=None, mode="float", seed=0, *, episodes=None,
   random_inputs=None, allow_silent=False) -> VerifyReport``: default inputs are episodes of the
   checkpoint's own task; ``ok`` needs exactness *and* activity (every population spikes, every
@@ -60,6 +65,8 @@ __all__ = [
     "VerifyReport",
     "LavaNetwork",
     "LavaRecord",
+    "LavaEpisodes",
+    "replicate",
     "quantize_ir",
     "FixedNetwork",
     "QuantReport",
@@ -84,6 +91,8 @@ _LAZY = {
     "VerifyReport": ".verification",
     "LavaNetwork": ".lava_network",
     "LavaRecord": ".lava_network",
+    "LavaEpisodes": ".lava_network",
+    "replicate": ".batching",
     "LavaTimeoutError": ".errors",
     "quantize_ir": ".quantize",
     "FixedNetwork": ".quantize",

@@ -189,6 +189,8 @@ def simulate_fixed(
     """Run ``fixed`` on spike ``inputs`` ``[T, n_in]`` exactly as Lava's fixed-point CPU models do.
 
     ``rng_seed`` must equal the ``rng_seed`` given to ``to_lava`` for identical learning.
+    ``record``: any of ``"spikes"`` (always recorded), ``"voltages"``, ``"currents"`` (the integer
+    current state ``u``; also recorded with ``"voltages"``), ``"weights"``.
     """
     x = inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else np.asarray(inputs)
     x = np.asarray(x)
@@ -202,6 +204,7 @@ def simulate_fixed(
     if not np.all((x == 0) | (x == 1)):
         raise ValueError("fixed point takes spike inputs (0/1)")
     T = x.shape[0] if steps is None else int(steps)
+    want_u = "voltages" in record or "currents" in record  # u came with the voltages before "currents" existed
     xin = torch.as_tensor(x[:T] != 0)
     pops = [p for p in fixed.populations if p.kind == "lif"]
     st = {}
@@ -237,11 +240,12 @@ def simulate_fixed(
             rec_s[p.name].append(st[p.name]["s"].clone())
             if "voltages" in record:
                 rec_v[p.name].append(st[p.name]["v"].clone())
+            if want_u:
                 rec_u[p.name].append(st[p.name]["u"].clone())
         if "weights" in record:
             for k in learners:
                 rec_w[k].append(W[k].clone())
     stk = lambda d: {k: (torch.stack(v).numpy() if v else np.zeros((0,))) for k, v in d.items()}  # noqa: E731
     spikes_np = {k: v.astype(np.float64) for k, v in stk(rec_s).items()}
-    return FixedRecord(spikes_np, stk(rec_v) if "voltages" in record else {}, stk(rec_u) if "voltages" in record else {},
+    return FixedRecord(spikes_np, stk(rec_v) if "voltages" in record else {}, stk(rec_u) if want_u else {},
                        stk(rec_w) if "weights" in record else {})

@@ -21,23 +21,40 @@ from . import _lava
 from ._compat import import_lava
 from ._interrupt import sigint_guard
 from ._plan import Plan
+from .batching import check_copies, default_copies, diagonal_blocks, fixed_replica, replicate
 from .errors import LavaTimeoutError
 
-__all__ = ["LavaRecord", "LavaNetwork", "LavaTimeoutError", "RECORDABLE"]
+__all__ = ["LavaRecord", "LavaEpisodes", "LavaNetwork", "LavaTimeoutError", "RECORDABLE", "DEFAULT_RECORD",
+           "DEFAULT_EPISODE_RECORD"]
 
-RECORDABLE = ("spikes", "voltages", "weights")
+#: what :meth:`LavaNetwork.run` can record (each entry adds one Recorder process per population/projection)
+RECORDABLE = ("spikes", "voltages", "currents", "weights")
+#: what it records by default
+DEFAULT_RECORD = ("spikes", "voltages", "weights")
+#: what :meth:`LavaNetwork.run_episodes` records by default
+DEFAULT_EPISODE_RECORD = ("spikes",)
+
+
+def _check_record(record: Sequence[str]) -> None:
+    if isinstance(record, str):
+        raise ValueError(f"record must be a sequence of names among {list(RECORDABLE)}, got the string {record!r}")
+    for r in record:
+        if r not in RECORDABLE:
+            raise ValueError(f"record entries must be among {list(RECORDABLE)}, got {r!r}")
 
 
 @dataclass(frozen=True)
 class LavaRecord:
     """What a Lava run recorded, numpy arrays with leading dim ``T`` (no batch dim).
 
-    Time indexing is that of :class:`spikeplastic.Record`: ``spikes[k][t]`` / ``voltages[k][t]`` are
-    population ``k`` after step ``t``; ``weights[name][t]`` is ``W[t]`` after the plasticity of step
+    Time indexing is that of :class:`spikeplastic.Record`: ``spikes[k][t]`` / ``voltages[k][t]`` /
+    ``currents[k][t]`` are population ``k`` after step ``t`` (``currents``: the LIF's synaptic current
+    state ``u``, ``u = u*(1-du) + a``); ``weights[name][t]`` is ``W[t]`` after the plasticity of step
     ``t`` (plastic projections only), so ``rec.spikes[k] == simulate(ir, x).spikes[k][:, 0]``.
 
-    In fixed mode ``voltages``/``weights`` are converted back to float units (divided by the
-    quantisation scales) and ``raw_voltages``/``raw_weights`` hold Lava's integers.
+    In fixed mode ``voltages``/``currents``/``weights`` are converted back to float units (divided by
+    the quantisation scales; ``u`` has the units of ``v``) and ``raw_voltages``/``raw_currents``/
+    ``raw_weights`` hold Lava's integers.
     """
 
     spikes: dict[str, np.ndarray]
@@ -50,6 +67,8 @@ class LavaRecord:
     raw_voltages: dict[str, np.ndarray] | None = None
     raw_weights: dict[str, np.ndarray] | None = None
     initial_weights: dict[str, np.ndarray] | None = None  # W_init of each recorded projection, units of ``weights``
+    currents: dict[str, np.ndarray] | None = None
+    raw_currents: dict[str, np.ndarray] | None = None
 
     @property
     def steps_per_s(self) -> float:
@@ -65,6 +84,89 @@ class LavaRecord:
         if not self.weights or self.initial_weights is None:
             return {}
         return {k: float(np.max(np.abs(w - self.initial_weights[k]))) if w.size else 0.0 for k, w in self.weights.items()}
+
+
+@dataclass(frozen=True)
+class LavaEpisodes:
+    """What :meth:`LavaNetwork.run_episodes` recorded: numpy arrays with leading dims ``[T, E]`` (``E`` episodes).
+
+    The layout of :class:`spikeplastic.Record` for a batch of ``E``: ``spikes[k]``, ``voltages[k]``,
+    ``currents[k]`` are ``[T, E, n_k]`` (population ``k`` after step ``t``); ``weights[name]`` is
+    ``[T, E, n_post, n_pre]`` (``W[t]`` after the plasticity of step ``t``, plastic projections).
+    Fixed mode: float units plus Lava's integers in ``raw_*``, as in :class:`LavaRecord`.
+    ``copies``: episodes per Lava run; ``runs``: Lava runs made; ``wall_s``/``compile_s``: summed over
+    the runs (the runs themselves / process start-up); ``total_s``: the whole call.
+    """
+
+    spikes: dict[str, np.ndarray]
+    voltages: dict[str, np.ndarray] | None
+    currents: dict[str, np.ndarray] | None
+    weights: dict[str, np.ndarray] | None
+    mode: str
+    steps: int
+    episodes: int
+    copies: int
+    runs: int
+    wall_s: float
+    compile_s: float
+    total_s: float
+    raw_voltages: dict[str, np.ndarray] | None = None
+    raw_currents: dict[str, np.ndarray] | None = None
+    raw_weights: dict[str, np.ndarray] | None = None
+    initial_weights: dict[str, np.ndarray] | None = None  # W_init [n_post, n_pre] (every episode), units of ``weights``
+
+    @property
+    def episodes_per_s(self) -> float:
+        """Episodes per second of the whole call (start-up, runs and read-back included)."""
+        return self.episodes / self.total_s if self.total_s > 0 else float("inf")
+
+    def spike_counts(self) -> dict[str, int]:
+        """Spikes emitted by each population over all episodes."""
+        return {k: int(np.count_nonzero(v)) for k, v in self.spikes.items()}
+
+    def weight_change(self) -> dict[str, float]:
+        """``max_{t,e} |W[t, e] - W_init|`` of each recorded plastic projection (empty without recorded weights)."""
+        if not self.weights or self.initial_weights is None:
+            return {}
+        return {k: float(np.max(np.abs(w - self.initial_weights[k]))) if w.size else 0.0 for k, w in self.weights.items()}
+
+    def episode(self, e: int) -> LavaRecord:
+        """Episode ``e`` as a :class:`LavaRecord` (``[T, ...]`` arrays; timings are those of the whole call)."""
+        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or not -self.episodes <= int(e) < self.episodes:
+            raise IndexError(f"episode: expected an int in [0, {self.episodes}), got {e!r}")
+        pick = lambda d: None if d is None else {k: v[:, e] for k, v in d.items()}  # noqa: E731
+        return LavaRecord(pick(self.spikes), pick(self.voltages), pick(self.weights), self.mode, self.steps,
+                          self.wall_s, self.compile_s, pick(self.raw_voltages), pick(self.raw_weights),
+                          self.initial_weights, currents=pick(self.currents), raw_currents=pick(self.raw_currents))
+
+
+def _assemble(parts: list[tuple[int, LavaRecord]], mode: str, T: int, E: int, copies: int, wall: float, comp: float,
+              total: float) -> LavaEpisodes:
+    """The runs' records (``(copies, record)`` per chunk, in episode order) as one :class:`LavaEpisodes`."""
+    first = parts[0][1]
+
+    def pops(field: str) -> dict[str, np.ndarray] | None:  # [T, c*n] per run -> [T, E, n]
+        names = getattr(first, field)
+        if names is None:
+            return None
+        return {k: np.concatenate([getattr(r, field)[k].reshape(T, c, -1) for c, r in parts], axis=1) for k in names}
+
+    def projs(field: str) -> dict[str, np.ndarray] | None:  # [T, c, n_post, n_pre] per run ([T, n_post, n_pre] for c = 1)
+        names = getattr(first, field)
+        if names is None:
+            return None
+        return {k: np.concatenate([getattr(r, field)[k].reshape(T, c, *getattr(r, field)[k].shape[-2:])
+                                   for c, r in parts], axis=1) for k in names}
+
+    init = None
+    if first.initial_weights is not None:
+        init = {k: (w[0] if w.ndim == 3 else w).copy() for k, w in first.initial_weights.items()}
+    return LavaEpisodes(
+        spikes=pops("spikes") or {}, voltages=pops("voltages"), currents=pops("currents"), weights=projs("weights"),
+        mode=mode, steps=T, episodes=E, copies=copies, runs=len(parts), wall_s=wall, compile_s=comp, total_s=total,
+        raw_voltages=pops("raw_voltages"), raw_currents=pops("raw_currents"), raw_weights=projs("raw_weights"),
+        initial_weights=init,
+    )
 
 
 class LavaNetwork:
@@ -83,6 +185,9 @@ class LavaNetwork:
         self.rng_seed = int(rng_seed)
         self.quant_report: Any = None
         self.last_build: dict[str, Any] = {}
+        # a network replicated c times (run_episodes): weights are recorded as their c diagonal blocks
+        self._diag_blocks = 1
+        self._replicas: dict[int, LavaNetwork] = {}
 
     def __repr__(self) -> str:
         pops = ", ".join(f"{p.name}:{p.n}" for p in self.plan.populations)
@@ -293,10 +398,12 @@ class LavaNetwork:
 
         recorders: dict[tuple[str, str], tuple[Any, str]] = {}
 
-        def record_into(kind: str, name: str, shape: tuple[int, ...], target: Any, source: str) -> None:
+        def record_into(kind: str, name: str, shape: tuple[int, ...], target: Any, source: str, blocks: int = 1) -> None:
             path = os.path.join(tmp, f"{kind}-{name}.npy")
-            np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(steps,) + tuple(shape)).flush()
-            rec = Recorder(shape=shape, num_steps=steps, path=path, source=source, name=f"rec_{kind}_{name}")
+            stored = tuple(shape) if blocks == 1 else (blocks, shape[0] // blocks, shape[1] // blocks)
+            np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(steps,) + stored).flush()
+            rec = Recorder(shape=shape, num_steps=steps, path=path, source=source, blocks=blocks,
+                           name=f"rec_{kind}_{name}")
             if source == "var":
                 rec.ref.connect_var(target)
             else:
@@ -310,10 +417,12 @@ class LavaNetwork:
                 record_into("spikes", p.name, (p.n,), procs[p.name].s_out, "port")
             if "voltages" in record:
                 record_into("voltages", p.name, (p.n,), procs[p.name].v, "var")
+            if "currents" in record:
+                record_into("currents", p.name, (p.n,), procs[p.name].u, "var")
         if "weights" in record:
             for pr in plan.projections:
                 if pr.plastic:
-                    record_into("weights", pr.name, pr.weights.shape, conns[pr.name].weights, "var")
+                    record_into("weights", pr.name, pr.weights.shape, conns[pr.name].weights, "var", self._diag_blocks)
         return {"procs": procs, "conns": conns, "extras": extras, "recorders": recorders}
 
     def processes(self, inputs: Any, third_factor: Any = None, *, steps: int | None = None,
@@ -359,7 +468,7 @@ class LavaNetwork:
         steps: int | None = None,
         third_factor: Any = None,
         *,
-        record: Sequence[str] = RECORDABLE,
+        record: Sequence[str] = DEFAULT_RECORD,
         timeout: float | None = None,
         noise_seed: int = 0,
     ) -> LavaRecord:
@@ -369,7 +478,8 @@ class LavaNetwork:
             inputs: spikes (or currents for a ``"current"`` input) ``[T, n_in]`` or ``[T, 1, n_in]``.
             steps: number of steps (<= T).
             third_factor: ``[T]`` or ``[T, n_post]`` external modulation, when the IR needs it.
-            record: any of ``"spikes"``, ``"voltages"``, ``"weights"``.
+            record: any of ``"spikes"``, ``"voltages"``, ``"currents"``, ``"weights"`` (default: all but
+                ``"currents"``).
             timeout: seconds allowed for the run itself (default: the exporter's ``timeout``).
             noise_seed: node perturbation: projection ``j`` injects the stream of seed ``noise_seed + j``
                 (:func:`spikeplastic.simulate` with the same ``noise_seed`` is the torch reference).
@@ -383,13 +493,140 @@ class LavaNetwork:
         Lava keeps of the run in its global state (registered Processes and Vars, implicit ports on
         ProcessModel classes, logging handlers) is dropped, so repeated runs do not accumulate.
         """
-        for r in record:
-            if r not in RECORDABLE:
-                raise ValueError(f"record entries must be among {list(RECORDABLE)}, got {r!r}")
+        _check_record(record)
         x = self._inputs(inputs, steps)
         T = x.shape[0]
         ext = self._third(third_factor, T)
         noise = self._noise(noise_seed, T)
+        return self._run(x, ext, noise, record, timeout)
+
+    def run_episodes(
+        self,
+        inputs: Any,
+        *,
+        third_factor: Any = None,
+        copies: int | None = None,
+        record: Sequence[str] = DEFAULT_EPISODE_RECORD,
+        timeout: float | None = None,
+    ) -> LavaEpisodes:
+        """Run ``E`` independent episodes, ``copies`` at a time in one Lava run of the replicated network.
+
+        Episode ``e`` (``inputs[:, e]``) starts from the initial state and the un-learned weights, as
+        each sample of ``Network.forward`` with batch ``E`` does: chunk ``j`` runs episodes
+        ``[j*copies, (j+1)*copies)`` side by side on :func:`~spikeplastic.export.replicate` ``(ir, copies)``
+        (block-diagonal; the last chunk on a smaller replica), so ``E`` episodes cost ``ceil(E / copies)``
+        Lava runs (process start-ups) instead of ``E``, each bounded by ``timeout``. Fixed mode runs the
+        replica at this network's quantisation scales (checked to give the same integers block for
+        block), so episode ``e`` equals ``simulate_fixed(self.fixed, inputs[:, e], rng_seed)`` bit for
+        bit (Lava's stochastic rounding draws one number per step for all synapses).
+
+        Args:
+            inputs: ``[T, E, n_in]`` spikes (or currents for a ``"current"`` input).
+            third_factor: ``[T]`` (every episode), ``[T, E]`` or ``[T, E, n_post]`` external modulation,
+                when the IR needs it.
+            copies: episodes per Lava run (default: :func:`~spikeplastic.export.batching.default_copies`;
+                at most ``E``). A run's cost grows with ``copies^2`` in Lava's learning engine while its
+                start-up (~0.2-0.3 s on 2 CPUs) is paid once: a few hundred to a thousand replicated
+                presynaptic neurons is the sweet spot (``benchmarks/lava_episodes.py``).
+            record: any of ``"spikes"``, ``"voltages"``, ``"currents"``, ``"weights"`` (weights: only the
+                diagonal blocks are read back, ``T*E*n_post*n_pre`` values).
+            timeout: seconds allowed for each Lava run (default: the exporter's ``timeout``).
+
+        Returns: a :class:`LavaEpisodes` (``spikes[k]`` ``[T, E, n_k]``, ``weights[name]`` ``[T, E, n_post, n_pre]``, ...).
+
+        Raises (before any Lava run): ``ValueError`` for bad inputs/third_factor/copies/record;
+        :class:`~spikeplastic.export.ExportError` for a network whose copies would not stay independent
+        (see :func:`~spikeplastic.export.replicate`; fixed mode also a plastic projection without alpha).
+        Per run as :meth:`run`: :class:`LavaTimeoutError`, ``RuntimeError``.
+        """
+        t_start = time.perf_counter()
+        _check_record(record)
+        x = self._episode_inputs(inputs)
+        T, E, n_in = x.shape
+        tf = self._episode_third(third_factor, T, E)
+        copies = default_copies(self.plan, E) if copies is None else min(check_copies(copies), E)
+        sizes = [min(copies, E - e0) for e0 in range(0, E, copies)]
+        reps = {c: self._replica(c) for c in sorted(set(sizes))}  # every ExportError before the first run
+        parts: list[tuple[int, LavaRecord]] = []
+        wall = comp = 0.0
+        e0 = 0
+        for c in sizes:
+            rep = reps[c]
+            xc = np.ascontiguousarray(x[:, e0:e0 + c].reshape(T, c * n_in))  # copy k's inputs at [k*n_in, (k+1)*n_in)
+            ext = {}
+            if tf is not None:
+                for p in rep.plan.projections:
+                    if p.third is not None and p.third.source is None:
+                        n_post = rep.plan.pop(p.post).n // c
+                        tc = tf[:, e0:e0 + c]
+                        tc = np.repeat(tc, n_post, axis=1) if tc.ndim == 2 else tc.reshape(T, c * n_post)
+                        ext[p.name] = np.ascontiguousarray(tc.T)
+            rec = rep._run(rep._inputs(xc, None), ext, rep._noise(0, T), record, timeout)
+            wall += rec.wall_s
+            comp += rec.compile_s
+            parts.append((c, rec))
+            e0 += c
+        return _assemble(parts, self.mode, T, E, copies, wall, comp, time.perf_counter() - t_start)
+
+    def _replica(self, copies: int) -> LavaNetwork:
+        """This network replicated ``copies`` times, as a LavaNetwork that records weight blocks (cached)."""
+        if copies in self._replicas:
+            return self._replicas[copies]
+        from ._plan import build_fixed_plan, build_float_plan
+
+        rep_ir = replicate(self.ir, copies)  # raises for what cannot be replicated (not at copies == 1)
+        if copies == 1:
+            net = self
+        else:
+            fixed = None
+            if self.mode == "fixed":
+                fixed = fixed_replica(self.fixed, rep_ir, copies)
+                plan = build_fixed_plan(fixed, self.backend)
+            else:
+                plan = build_float_plan(rep_ir, self.backend)
+            net = LavaNetwork(rep_ir, plan, fixed=fixed, timeout=self.timeout, rng_seed=self.rng_seed)
+            net._diag_blocks = copies
+        self._replicas[copies] = net
+        return net
+
+    def _episode_inputs(self, inputs: Any) -> np.ndarray:
+        """``inputs`` as float64 ``[T, E, n_in]``, values checked as :meth:`run` checks them."""
+        x = inputs.detach().cpu().numpy() if hasattr(inputs, "detach") else np.asarray(inputs)
+        x = np.asarray(x, dtype=np.float64)
+        n_in = self.plan.pop(self.plan.input_name).n
+        if x.ndim != 3 or x.shape[2] != n_in or x.shape[0] < 1 or x.shape[1] < 1:
+            raise ValueError(f"inputs: expected [T, E, {n_in}] (T steps of E episodes), got shape {x.shape}")
+        T, E, _ = x.shape
+        self._inputs(x.reshape(T * E, n_in), None)  # finite; spikes 0/1; fixed mode takes spikes only
+        return x
+
+    def _episode_third(self, third_factor: Any, T: int, E: int) -> np.ndarray | None:
+        """External third factor as ``[T, E]`` or ``[T, E, n_post]`` (None where no projection takes one)."""
+        need = [p for p in self.plan.projections if p.third is not None and p.third.source is None]
+        if not need:
+            if third_factor is not None:
+                raise ValueError("third_factor was given but no projection takes an external third factor")
+            return None
+        if third_factor is None:
+            raise ValueError(f"projections {[p.name for p in need]} are modulated by an external third factor: "
+                             "pass third_factor=[T, E] or [T, E, n_post]")
+        tf = third_factor.detach().cpu().numpy() if hasattr(third_factor, "detach") else np.asarray(third_factor)
+        tf = np.asarray(tf, dtype=np.float64)
+        if tf.ndim == 1 and tf.shape[0] >= T:  # the same signal for every episode
+            tf = np.broadcast_to(tf[:, None], (tf.shape[0], E))
+        posts = {self.plan.pop(p.post).n for p in need}
+        ok = tf.ndim in (2, 3) and tf.shape[0] >= T and tf.shape[1] == E and (tf.ndim == 2 or posts == {tf.shape[2]})
+        if not ok:
+            raise ValueError(f"third_factor: expected [T], [T, E] or [T, E, n_post] with T >= {T}, E = {E}, "
+                             f"n_post in {sorted(posts)} (one n_post for all modulated projections), got shape {tf.shape}")
+        if not np.all(np.isfinite(tf)):
+            raise ValueError("third_factor contains NaN or inf")
+        return tf[:T]
+
+    def _run(self, x: np.ndarray, ext: dict[str, np.ndarray], noise: dict[str, np.ndarray], record: Sequence[str],
+             timeout: float | None) -> LavaRecord:
+        """One bounded Lava run of checked inputs ``x`` ``[T, n_in]`` (see :meth:`run`)."""
+        T = x.shape[0]
         timeout = self.timeout if timeout is None else float(timeout)
         from lava.magma.core.run_conditions import RunSteps
 
@@ -442,22 +679,27 @@ class LavaNetwork:
         return dataclasses.replace(out, wall_s=t2 - t1, compile_s=t1 - t0)
 
     def _collect(self, built: dict[str, Any], T: int) -> LavaRecord:
-        out: dict[str, dict[str, np.ndarray]] = {"spikes": {}, "voltages": {}, "weights": {}}
+        out: dict[str, dict[str, np.ndarray]] = {"spikes": {}, "voltages": {}, "currents": {}, "weights": {}}
         for (kind, name), (_, path) in built["recorders"].items():
             out[kind][name] = np.array(np.load(path, mmap_mode="r"))
         spikes = {k: (v != 0).astype(np.float64) for k, v in out["spikes"].items()}
-        volts, weights = out["voltages"], out["weights"]
-        has_v = any(k == "voltages" for k, _ in built["recorders"])
-        has_w = any(k == "weights" for k, _ in built["recorders"])
+        volts, curs, weights = out["voltages"], out["currents"], out["weights"]
+        kinds = {k for k, _ in built["recorders"]}
+        has_v, has_u, has_w = "voltages" in kinds, "currents" in kinds, "weights" in kinds
         init = {pr.name: np.asarray(pr.weights, dtype=np.float64) for pr in self.plan.projections if pr.name in weights}
+        if self._diag_blocks != 1:  # as recorded: the diagonal blocks [c, n_post, n_pre]
+            init = {k: diagonal_blocks(w, self._diag_blocks) for k, w in init.items()}
         if self.mode == "fixed":
             fx = self.fixed
             raw_v = {k: np.rint(v).astype(np.int64) for k, v in volts.items()}
+            raw_u = {k: np.rint(u).astype(np.int64) for k, u in curs.items()}
             raw_w = {k: np.rint(w).astype(np.int64) for k, w in weights.items()}
             fv = {k: v / fx.voltage_scale(k) for k, v in raw_v.items()}
+            fu = {k: u / fx.voltage_scale(k) for k, u in raw_u.items()}  # u is held at the scale of v
             fw = {k: w / fx.weight_scale(k) for k, w in raw_w.items()}
             init = {k: w / fx.weight_scale(k) for k, w in init.items()}
             return LavaRecord(spikes, fv if has_v else None, fw if has_w else None, "fixed", T, 0.0, 0.0,
-                              raw_v if has_v else None, raw_w if has_w else None, init if has_w else None)
+                              raw_v if has_v else None, raw_w if has_w else None, init if has_w else None,
+                              currents=fu if has_u else None, raw_currents=raw_u if has_u else None)
         return LavaRecord(spikes, volts if has_v else None, weights if has_w else None, "float", T, 0.0, 0.0,
-                          initial_weights=init if has_w else None)
+                          initial_weights=init if has_w else None, currents=curs if has_u else None)

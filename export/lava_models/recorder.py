@@ -9,6 +9,10 @@ host reads after the run, so recording costs what the per-step RefPort read cost
 ``Recorder(shape=..., num_steps=T, path=..., source="var")`` then ``rec.ref.connect_var(var)``, or
 ``source="port"`` and ``out_port.connect(rec.inp)``. The file must exist (``numpy.lib.format.open_memmap``
 with shape ``(T,) + shape``) before the run.
+
+``blocks=c`` (a ``[c*n, c*m]`` matrix Var of a network replicated ``c`` times, see
+:func:`spikeplastic.export.replicate`) stores only the diagonal blocks, ``[c, n, m]`` per step (the
+file then has shape ``(T, c, n, m)``): the off-diagonal blocks are zeros, and ``c`` times the data.
 """
 from __future__ import annotations
 
@@ -26,10 +30,14 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 class Recorder(AbstractProcess):
     """Records one Var or OutPort for ``num_steps`` steps into the ``.npy`` file at ``path``."""
 
-    def __init__(self, *, shape: tuple[int, ...], num_steps: int, path: str, source: str, name: str | None = None) -> None:
+    def __init__(self, *, shape: tuple[int, ...], num_steps: int, path: str, source: str, blocks: int = 1,
+                 name: str | None = None) -> None:
         if source not in ("var", "port"):
             raise ValueError(f"source must be 'var' or 'port', got {source!r}")
-        super().__init__(shape=tuple(shape), num_steps=int(num_steps), path=str(path), source=source, name=name)
+        if blocks != 1 and (source != "var" or len(shape) != 2 or shape[0] % blocks or shape[1] % blocks):
+            raise ValueError(f"blocks={blocks} needs a matrix Var whose dims it divides, got {source} of shape {shape}")
+        super().__init__(shape=tuple(shape), num_steps=int(num_steps), path=str(path), source=source,
+                         blocks=int(blocks), name=name)
         self.ref = RefPort(shape=tuple(shape))
         self.inp = InPort(shape=tuple(shape))
 
@@ -45,10 +53,16 @@ class PyRecorderModel(PyLoihiProcessModel):
         self._var = proc_params["source"] == "var"
         self._n = proc_params["num_steps"]
         self._mm = np.lib.format.open_memmap(proc_params["path"], mode="r+")
+        self._blocks = proc_params.get("blocks", 1)
 
     def _store(self, value) -> None:  # noqa: ANN001
         t = self.time_step - 1
         if t < self._n:
+            if self._blocks != 1:  # [c*n, c*m] -> its diagonal blocks [c, n, m]
+                c = self._blocks
+                n, m = value.shape[0] // c, value.shape[1] // c
+                k = np.arange(c)
+                value = value.reshape(c, n, c, m)[k, :, k, :]
             self._mm[t] = value
             if t == self._n - 1:
                 self._mm.flush()

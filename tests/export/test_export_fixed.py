@@ -123,12 +123,15 @@ def test_lava_fixed_is_bit_exact_with_emulation(make, no_stray_processes: None) 
     ir = make()
     x = spikes(T, rate=0.3, seed=4)
     lnet = to_lava(ir, mode="fixed", rng_seed=7, timeout=120)
-    rec = lnet.run(x)
+    rec = lnet.run(x, record=("spikes", "voltages", "currents", "weights"))
     emu = simulate_fixed(lnet.fixed, x, rng_seed=7)
     assert sum(int(s.sum()) for s in rec.spikes.values()) > 20
     for k, s in rec.spikes.items():
         np.testing.assert_array_equal(s, emu.spikes[k], err_msg=f"spikes of {k}")
         np.testing.assert_array_equal(rec.raw_voltages[k], emu.voltages[k], err_msg=f"voltages of {k}")
+        np.testing.assert_array_equal(rec.raw_currents[k], emu.currents[k], err_msg=f"currents of {k}")
+        assert np.abs(rec.raw_currents[k]).max() > 0, f"{k}: the currents must be driven"
+        np.testing.assert_array_equal(rec.currents[k], emu.currents[k] / lnet.fixed.voltage_scale(k))
     assert sorted(rec.raw_weights or {}) == sorted(p.name for p in ir.projections if p.plastic)
     for k, w in (rec.raw_weights or {}).items():
         np.testing.assert_array_equal(w, emu.weights[k], err_msg=f"weights of {k}")

@@ -53,6 +53,33 @@ def test_float_export_matches_torch_reference(case: Case, no_stray_processes: No
         np.testing.assert_allclose(w, w_ref, rtol=0, atol=REL_TOL * scale, err_msg=f"weights of {k}")
 
 
+def test_float_export_records_currents(no_stray_processes: None) -> None:
+    """``record=("currents",)``: each LIF's current state u after step t, as ``Record.currents`` of
+    ``Network.forward`` (and ``simulate``), on a net that spikes and learns (alpha, decay, recurrence)."""
+    from export_cases import stdp_alpha_decay
+
+    from spikeplastic.export import to_lava
+
+    ir = stdp_alpha_decay()
+    x = spikes(100, seed=3)
+    rec = to_lava(ir, timeout=120).run(x, record=("spikes", "currents", "weights"))
+    assert rec.voltages is None and rec.raw_currents is None
+    net = sp.Network.from_ir(ir)
+    with torch.no_grad():
+        fwd, _ = net(torch.from_numpy(x)[:, None], record=("spikes", "currents"))
+    sim = sp.simulate(ir, x, record=("spikes", "currents", "weights"))
+    counts = rec.spike_counts()
+    change = rec.weight_change()
+    for k, u in rec.currents.items():
+        np.testing.assert_array_equal(rec.spikes[k], fwd.spikes[k][:, 0].numpy(), err_msg=f"spikes of {k}")
+        assert u.shape == (100, ir.population(k).n)
+        for ref in (fwd.currents[k][:, 0].numpy(), sim.currents[k][:, 0].numpy()):
+            err = np.abs(u - ref).max()
+            assert err <= V_TOL, f"{k}: max |u_lava - u_torch| = {err:.3g} ({counts[k]} spikes)"
+        assert np.abs(u).max() > 0.1, f"{k}: the currents must be driven ({counts[k]} spikes)"
+    assert min(counts.values()) > 10 and min(change.values()) > 1e-3, (counts, change)
+
+
 def test_verify_report_float(no_stray_processes: None) -> None:
     from spikeplastic.export import verify
 
