@@ -82,6 +82,8 @@ __all__ = [
     "BackendUnavailableError",
     "LavaTimeoutError",
     "lava_available",
+    "evaluate_lava",
+    "LavaEvalResult",
 ]
 
 _LAZY = {
@@ -107,6 +109,8 @@ _LAZY = {
     "ExportError": ".errors",
     "UnsupportedError": ".errors",
     "lava_available": "._compat",
+    "evaluate_lava": ".lava_eval",
+    "LavaEvalResult": ".lava_eval",
 }
 
 

@@ -406,6 +406,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _check_device(args.device)
     if args.data is not None and not args.data.is_dir():
         raise UsageError("--data", f"no folder at {str(args.data)!r}")
+    if args.lava is not None:
+        return _evaluate_lava(args, run, None if args.out is None else out)
+    if args.copies is not None:
+        raise UsageError("--copies", "only with --lava")
     try:
         res = evaluate(run, episodes=args.episodes, split=args.split, batch=args.batch, seed=args.seed,
                        device=args.device, untrained=args.untrained, data=args.data)
@@ -419,6 +423,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     res.write(out)
     print(res.line())
     print(f"written to {out}", file=sys.stderr)
+    return 0
+
+
+def _evaluate_lava(args: argparse.Namespace, run: Path, out: Path | None) -> int:
+    from .meta.checkpoint import CheckpointError
+
+    if args.untrained or args.device != "cpu":
+        raise UsageError("--untrained" if args.untrained else "--device", "not with --lava (Lava runs the trained network on the CPU)")
+    from spikeplastic.export import ExportError, UnsupportedError, evaluate_lava
+
+    try:
+        res = evaluate_lava(run, episodes=args.episodes, mode=args.lava, split=args.split, batch=args.batch,
+                            seed=args.seed, data=args.data, copies=args.copies, out=out)
+    except CheckpointError as e:
+        raise UsageError("RUN", str(e)) from None
+    except (UnsupportedError, ExportError) as e:
+        raise UsageError("RUN", f"cannot evaluate {args.run!r} in Lava: {e}") from None
+    print(res.line())
     return 0
 
 
@@ -616,9 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="a trained run's metric on held-out episodes, with its 95%% CI",
                        description="Run a trained network on held-out episodes: the task's test split where it has "
                                    "one (oneshot: test classes; images: test images), always episodes from a seed "
-                                   "stream training never used (run seed + 3000017). Prints the metric with its 95%% "
+                                   "stream training never used (run seed + 3000017). Prints the metric with its 95% "
                                    "CI (oneshot's accuracy: Wilson binomial; otherwise mean ± 1.96 SE) and writes it "
-                                   "as JSON. RL tasks sample their actions from the policy.")
+                                   "as JSON. RL tasks sample their actions from the policy. With --lava, the run's "
+                                   "exported network runs in Lava's CPU simulator on the same episodes (snn-oneshot: "
+                                   "features streamed in as spikes; plastic weights reset every episode).")
     p.add_argument("run", metavar="RUN", help="run folder (holding checkpoint.pt) or a checkpoint file")
     p.add_argument("--episodes", type=_positive_int, default=1000, help="held-out episodes (default 1000)")
     p.add_argument("--split", choices=["test", "train"], default="test",
@@ -632,6 +656,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the run's dataset folder, where it has moved since training (oneshot: Omniglot, images: CIFAR-10)")
     p.add_argument("--untrained", action="store_true",
                    help="evaluate the run's initial network instead (the baseline training improved on)")
+    p.add_argument("--lava", choices=["float", "fixed"], default=None,
+                   help="run the exported network in Lava (float, or Loihi fixed point) on the same episodes "
+                        "(snn-oneshot; writes RUN/held_out_lava_MODE.json unless --out)")
+    p.add_argument("--copies", type=_positive_int, default=None,
+                   help="--lava: episodes per Lava run, as disjoint copies of the network (default: from its size)")
     p.set_defaults(fn=_cmd_evaluate)
 
     p = sub.add_parser("plot", help="spike raster and weight/trace evolution of a spiking checkpoint")

@@ -81,6 +81,12 @@ class SpikingOneShot(EpisodeModel):
         lava: ``"float"`` (rule literals on Lava's grid, exact float export), ``"fixed"``
             (:func:`spikeplastic.quant.loihi_legal`: Loihi-legal readout, trained with Loihi's integer
             state) or ``"none"``.
+        teacher: ``"direct"`` (default with float: the label spikes are inputs of the plastic projection, with
+            fixed weight ``teacher_weight`` on its label block) or ``"relay"`` (default with ``lava="fixed"``:
+            the label spikes drive ``N`` relay neurons ``teach`` that drive ``out`` through a static projection of
+            their own, so that on Loihi the plastic projection's weight exponent is set by the plastic weights --
+            with the direct teacher one plastic step is ~0.25 of a weight LSB; the response and the logit window
+            move one step later: offsets ``2..P+1``, ``G >= 2``).
 
     Shape: ``step``: ``x`` ``[B, img_pixels + n_way]`` -> ``[B, n_way]``; ``forward``: ``[T, B, .]`` -> ``[T, B, n_way]``.
     """
@@ -107,6 +113,7 @@ class SpikingOneShot(EpisodeModel):
         surrogate_scale: float = 1.0,
         rule_input_grad: bool = True,
         lava: str = "float",
+        teacher: str | None = None,
         lean: str = "auto",
     ) -> None:
         super().__init__()
@@ -137,17 +144,39 @@ class SpikingOneShot(EpisodeModel):
         self.enc_bias = nn.Parameter(torch.full((C,), float(check_number("enc_bias", enc_bias))))
         # integrate-and-fire encoder: its rate follows the current (torch only, never exported)
         self.encoder = LIF(C, du=1.0, dv=0.0, vth=1.0, surrogate=spike_fn())
-        w = torch.cat([torch.randn(N, C) * float(w_init_std), torch.eye(N) * float(teacher_weight)], dim=1)
-        proj = PlasticLinear(C + N, N, rule=STDP(**rule_kw), alpha="per_synapse", alpha_init=float(alpha_init),
-                             decay=float(decay), weight=w, rule_input_grad=rule_input_grad)
-        lif_kw = dict({"du": 1.0, "dv": 1.0, "vth": 1.0, "surrogate": spike_fn()}, **(lif or {}))
-        self.readout = Network(C + N, {"out": LIF(N, **lif_kw)}, [("in", "out", proj)])
-        self.kappa = nn.Parameter(torch.tensor(float(check_number("kappa_init", kappa_init))))
         self.lava = check_choice("lava", lava, ["float", "fixed", "none"])
+        self.teacher = check_choice("teacher", teacher if teacher is not None else
+                                    ("relay" if self.lava == "fixed" else "direct"), ["direct", "relay"])
+        if self.teacher == "relay" and self.gap_steps < 2:
+            raise ValueError(f"gap_steps: teacher='relay' needs >= 2 (the response comes 2 steps late), got {gap_steps}")
+        #: steps from a frame's first input step to the output's first response
+        self.delay = 1 if self.teacher == "direct" else 2
+        lif_kw = dict({"du": 1.0, "dv": 1.0, "vth": 1.0, "surrogate": spike_fn()}, **(lif or {}))
+        w_feat = torch.randn(N, C) * float(w_init_std)
+        if self.teacher == "direct":
+            w = torch.cat([w_feat, torch.eye(N) * float(teacher_weight)], dim=1)
+            proj = PlasticLinear(C + N, N, rule=STDP(**rule_kw), alpha="per_synapse", alpha_init=float(alpha_init),
+                                 decay=float(decay), weight=w, rule_input_grad=rule_input_grad)
+            self.readout = Network(C + N, {"out": LIF(N, **lif_kw)}, [("in", "out", proj)])
+        else:
+            # the label reaches "out" through relay neurons and a static projection of its own, so the plastic
+            # projection's weight scale (Loihi: its weight exponent) is set by the plastic weights alone
+            w = torch.cat([w_feat, torch.zeros(N, N)], dim=1)
+            proj = PlasticLinear(C + N, N, rule=STDP(**rule_kw), alpha="per_synapse", alpha_init=float(alpha_init),
+                                 decay=float(decay), weight=w, rule_input_grad=rule_input_grad)
+            relay_in = PlasticLinear(C + N, N, weight=torch.cat([torch.zeros(N, C), torch.eye(N) * 2.0], dim=1),
+                                     learn_weight=False)
+            relay_out = PlasticLinear(N, N, weight=torch.eye(N) * float(teacher_weight))
+            self.readout = Network(C + N, {"teach": LIF(N, du=1.0, dv=1.0, vth=1.0), "out": LIF(N, **lif_kw)},
+                                   [("in", "teach", relay_in), ("in", "out", proj), ("teach", "out", relay_out)])
+        self.kappa = nn.Parameter(torch.tensor(float(check_number("kappa_init", kappa_init))))
         if self.lava != "none":
             from . import quant
 
             (quant.lava_literals if self.lava == "float" else quant.loihi_legal)(self.readout)
+
+    #: the readout population whose currents give the logits
+    output_population = "out"
 
     @property
     def frame(self) -> int:
@@ -188,21 +217,25 @@ class SpikingOneShot(EpisodeModel):
         teach = (label != 0).to(c.dtype)
         st = self.encoder.initial_state(z.shape[1]) if enc is None else enc
         zero, no_label = torch.zeros_like(c[0]), torch.zeros_like(teach[0])
-        steps = []
+        feats, labels = [], []
         for t in range(z.shape[0]):
             for k in range(self.frame):
                 shown = k < self.steps_per_image
                 st = self.encoder(c[t] if shown else zero, st)
-                steps.append(torch.cat([st.s, teach[t] if shown else no_label], dim=-1))
-        return torch.stack(steps), st
+                feats.append(st.s)
+                labels.append(teach[t] if shown else no_label)
+        if self.teacher == "relay":  # the features one step late, to meet the label that the relay delays by one
+            feats = [torch.zeros_like(feats[0])] + feats[:-1]   # the dropped last step is a gap step: no input
+        return torch.cat([torch.stack(feats), torch.stack(labels)], dim=-1), st
 
     def frame_logits(self, currents: Tensor) -> Tensor:
-        """The output neurons' currents ``[T * F, B, N]`` -> logits ``[T, B, N]`` (mean over offsets 1..P, x kappa)."""
+        """The output neurons' currents ``[T * F, B, N]`` -> logits ``[T, B, N]`` (mean over offsets ``delay..P+delay-1``, x kappa)."""
         F_, P = self.frame, self.steps_per_image
         if currents.dim() != 3 or currents.shape[0] % F_ != 0:
             raise ValueError(f"currents: expected [T * {F_}, B, {self.n_way}], got {tuple(currents.shape)}")
         u = currents.reshape(currents.shape[0] // F_, F_, *currents.shape[1:])
-        return self.kappa * u[:, 1:P + 1].mean(dim=1)
+        d = self.delay
+        return self.kappa * u[:, d:P + d].mean(dim=1)
 
     def lean_unsupported(self) -> str | None:
         from . import lean
@@ -251,5 +284,6 @@ class SpikingOneShot(EpisodeModel):
         """JSON-able description of the parts around the readout (stored with its IR)."""
         return {"kind": "snn-oneshot", "n_way": self.n_way, "channels": self.channels,
                 "steps_per_image": self.steps_per_image, "gap_steps": self.gap_steps,
-                "kappa": float(self.kappa.detach()), "lava": self.lava, "readout": "mean current u of 'out', offsets 1..P"}
+                "kappa": float(self.kappa.detach()), "lava": self.lava, "teacher": self.teacher,
+                "readout": f"mean current u of 'out', frame offsets {self.delay}..{self.steps_per_image + self.delay - 1}"}
 

@@ -59,14 +59,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("functional", ("spikeplastic.functional",)),
     ("components", ("spikeplastic.surrogate", "spikeplastic.neurons", "spikeplastic.rules", "spikeplastic.modulation",
                     "spikeplastic.loihi_format",
-                    "spikeplastic.plastic")),
+                    "spikeplastic.plastic", "spikeplastic.embedding")),
     # networks and what works on whole networks (quant projects a Network's constants; lean: the
     # memory-lean whole-episode ops, a module or a package spikeplastic.lean.*)
     ("networks", ("spikeplastic.network", "spikeplastic.quant", "spikeplastic.simulate", "spikeplastic.interop",
                   "spikeplastic.lean")),
     ("protocol", ("spikeplastic.protocol",)),
     ("tasks and baselines", ("spikeplastic.tasks", "spikeplastic.baselines")),
-    ("models", ("spikeplastic.models",)),
+    ("models", ("spikeplastic.models", "spikeplastic.snn_oneshot")),
     ("meta", ("spikeplastic.meta",)),
     # the exporter: above the core and the trainer (it replays checkpoints), imported only by the CLI
     ("export", ("spikeplastic.export",)),

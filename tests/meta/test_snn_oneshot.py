@@ -128,3 +128,23 @@ def test_loihi_legal_readout_trains() -> None:
     loss.backward()
     assert math.isfinite(loss.item())
     assert m.readout.projs["in_to_out"].weight.raw.grad is not None
+
+
+def test_relay_teacher_is_the_fixed_default_and_classifies_prototypes() -> None:
+    torch.manual_seed(0)
+    m = SpikingOneShot(12 * 12, N, padding=1, lava="fixed")
+    assert m.teacher == "relay" and m.delay == 2 and set(m.readout.pops) == {"teach", "out"}
+    assert SpikingOneShot(144, N, padding=1).teacher == "direct"
+    with pytest.raises(ValueError, match="gap_steps"):
+        SpikingOneShot(144, N, padding=1, teacher="relay", gap_steps=1)
+    z, label, q = _prototype_episodes(m, 128, 0.5)
+    with torch.no_grad():
+        xs, _ = m.spike_encode(z, label)
+        rec, _ = m.readout(xs, record=("spikes", "currents"))
+    taught = rec.spikes["out"].reshape(6, m.frame, 128, N)
+    # the taught neuron fires on frame offsets 2..P+1 (the relay's extra step), when the features arrive
+    for t in range(5):
+        on = taught[t, 2:m.steps_per_image + 2]
+        assert torch.equal(on.sum(-1) >= 1, torch.ones_like(on.sum(-1), dtype=torch.bool)), t
+    acc = (m.frame_logits(rec.currents["out"])[-1].argmax(-1) == q).float().mean().item()
+    assert acc > 0.9, f"accuracy {acc:.3f}, out spikes {int(taught.sum())}"
