@@ -7,6 +7,8 @@ and every test then checks its own run's result.
 """
 from __future__ import annotations
 
+import json
+
 import os
 import subprocess
 import sys
@@ -24,7 +26,7 @@ EXAMPLES = [
     ("pattern50.py", ["--episodes", "3", "--seeds", "1"]),
     ("snn_pattern.py", ["--episodes", "3", "--seeds", "1"]),
     ("images.py", []),
-    ("oneshot.py", []),
+    ("oneshot.py", [] if HAVE_LAVA else ["--no-lava"]),
     ("maze.py", []),
     ("cue.py", ["--episodes", "3"]),
     ("grad_stability.py", []),
@@ -77,3 +79,19 @@ def test_example_quick(script: str, runs) -> None:
     _, out = _result(runs, script)
     produced = list(out.rglob("*.json*"))
     assert produced, f"{script} wrote no results/metrics under {out}"
+
+
+@pytest.mark.parametrize("script", ["oneshot.py"])
+def test_oneshot_quick_runs_the_whole_path(script: str, runs) -> None:
+    """examples/oneshot.py --quick: train, evaluate held out, and in Lava the same 40 episodes, with the
+    spiking readout's spikes identical to its reference in every episode."""
+    _, out = _result(runs, script)
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"rate-oja", "snn-oneshot", "snn-oneshot-fixed"}
+    for rows in summary.values():
+        assert all(0.0 <= r["torch"] <= 1.0 for r in rows)
+    if HAVE_LAVA:
+        (row,) = summary["snn-oneshot"]
+        assert row["lava_float_spikes_identical"] == 40 and row["lava_float_agree"] == 40, row
+        (row,) = summary["snn-oneshot-fixed"]
+        assert row["lava_fixed_spikes_identical"] == 40 and row["lava_float_spikes_identical"] == 40, row
