@@ -110,7 +110,8 @@ def network_inputs(
 
     Args:
         path_or_checkpoint: checkpoint file, run folder or a loaded checkpoint dict of a spiking
-            model (``snn-*``: a :class:`~spikeplastic.models.SpikingModel`).
+            model (``snn-*``: a :class:`~spikeplastic.models.SpikingModel`, or ``snn-oneshot``, whose conv
+            features and spike encoder give its readout network's input).
         episodes: episodes to draw; default: the fewest whole episodes with ``>= min_steps``
             spiking steps in all, at most ``max_episodes`` (when given).
         min_steps, max_episodes: see ``episodes``. seed: episode seed (and, for stochastic
@@ -130,18 +131,24 @@ def network_inputs(
     if max_episodes is not None:
         max_episodes = _check_count("max_episodes", max_episodes, 1)
     model, task, cfg = load_model(path_or_checkpoint)
-    if not isinstance(model, SpikingModel):
+    streamed = callable(getattr(model, "encode_episode", None))  # snn-oneshot: torch front end -> network
+    if not (isinstance(model, SpikingModel) or streamed):
         raise ValueError(f"task inputs need a spiking model (snn-*): the checkpoint holds {cfg.model!r}, "
                          "which wraps no spikeplastic Network")
-    per_episode = int(task.T) * int(model.encoder.steps_per_frame)
+    per_frame = int(model.frame) if streamed else int(model.encoder.steps_per_frame)
+    per_episode = int(task.T) * per_frame
     n = episodes
     if n is None:
         n = max(1, math.ceil(min_steps / per_episode))
         n = n if max_episodes is None else min(n, max_episodes)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(seed)
-        x = episode_inputs(model, task, n, seed).to(model.network.dtype)
-        # frame by frame, as SpikingModel.step encodes (same draws for the stochastic encoders)
-        xs = torch.cat([model.encode(x[t:t + 1]) for t in range(x.shape[0])])   # [S, n, n_enc]
+        if streamed:
+            x = episode_inputs(model, task, n, seed)
+            xs = model.encode_episode(x)[0]                                       # [S, n, n_net]
+        else:
+            x = episode_inputs(model, task, n, seed).to(model.network.dtype)
+            # frame by frame, as SpikingModel.step encodes (same draws for the stochastic encoders)
+            xs = torch.cat([model.encode(x[t:t + 1]) for t in range(x.shape[0])])   # [S, n, n_enc]
     return TaskInputs(x=xs.permute(1, 0, 2).double().cpu().numpy(), task=cfg.task, episodes=n,
                       steps_per_episode=int(xs.shape[0]), seed=seed)
