@@ -43,8 +43,27 @@ def _check_record(record: Sequence[str]) -> None:
             raise ValueError(f"record entries must be among {list(RECORDABLE)}, got {r!r}")
 
 
+class _Counts:
+    """Spike counts and weight change of a record (one episode ``[T, ...]`` or many ``[T, E, ...]``)."""
+
+    spikes: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray] | None
+    initial_weights: dict[str, np.ndarray] | None
+
+    def spike_counts(self) -> dict[str, int]:
+        """Spikes emitted by each population over the run (all episodes)."""
+        return {k: int(np.count_nonzero(v)) for k, v in self.spikes.items()}
+
+    def weight_change(self) -> dict[str, float]:
+        """``max |W[t] - W_init|`` over steps (and episodes) of each recorded plastic projection (empty without
+        recorded weights)."""
+        if not self.weights or self.initial_weights is None:
+            return {}
+        return {k: float(np.max(np.abs(w - self.initial_weights[k]))) if w.size else 0.0 for k, w in self.weights.items()}
+
+
 @dataclass(frozen=True)
-class LavaRecord:
+class LavaRecord(_Counts):
     """What a Lava run recorded, numpy arrays with leading dim ``T`` (no batch dim).
 
     Time indexing is that of :class:`spikeplastic.Record`: ``spikes[k][t]`` / ``voltages[k][t]`` /
@@ -75,19 +94,10 @@ class LavaRecord:
         """Simulated steps per second of the run itself (compilation excluded)."""
         return self.steps / self.wall_s if self.wall_s > 0 else float("inf")
 
-    def spike_counts(self) -> dict[str, int]:
-        """Spikes emitted by each population over the run."""
-        return {k: int(np.count_nonzero(v)) for k, v in self.spikes.items()}
-
-    def weight_change(self) -> dict[str, float]:
-        """``max_t |W[t] - W_init|`` of each recorded plastic projection (empty without recorded weights)."""
-        if not self.weights or self.initial_weights is None:
-            return {}
-        return {k: float(np.max(np.abs(w - self.initial_weights[k]))) if w.size else 0.0 for k, w in self.weights.items()}
 
 
 @dataclass(frozen=True)
-class LavaEpisodes:
+class LavaEpisodes(_Counts):
     """What :meth:`LavaNetwork.run_episodes` recorded: numpy arrays with leading dims ``[T, E]`` (``E`` episodes).
 
     The layout of :class:`spikeplastic.Record` for a batch of ``E``: ``spikes[k]``, ``voltages[k]``,
@@ -120,15 +130,6 @@ class LavaEpisodes:
         """Episodes per second of the whole call (start-up, runs and read-back included)."""
         return self.episodes / self.total_s if self.total_s > 0 else float("inf")
 
-    def spike_counts(self) -> dict[str, int]:
-        """Spikes emitted by each population over all episodes."""
-        return {k: int(np.count_nonzero(v)) for k, v in self.spikes.items()}
-
-    def weight_change(self) -> dict[str, float]:
-        """``max_{t,e} |W[t, e] - W_init|`` of each recorded plastic projection (empty without recorded weights)."""
-        if not self.weights or self.initial_weights is None:
-            return {}
-        return {k: float(np.max(np.abs(w - self.initial_weights[k]))) if w.size else 0.0 for k, w in self.weights.items()}
 
     def episode(self, e: int) -> LavaRecord:
         """Episode ``e`` as a :class:`LavaRecord` (``[T, ...]`` arrays; timings are those of the whole call)."""

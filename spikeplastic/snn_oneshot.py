@@ -152,18 +152,16 @@ class SpikingOneShot(EpisodeModel):
         #: steps from a frame's first input step to the output's first response
         self.delay = 1 if self.teacher == "direct" else 2
         lif_kw = dict({"du": 1.0, "dv": 1.0, "vth": 1.0, "surrogate": spike_fn()}, **(lif or {}))
-        w_feat = torch.randn(N, C) * float(w_init_std)
+        # the label's block of the plastic projection: the teaching weight (direct) or 0 (relay: the label reaches
+        # "out" through relay neurons and a static projection of its own, so that the plastic projection's weight
+        # scale -- Loihi: its weight exponent -- is set by the plastic weights alone)
+        w_label = torch.eye(N) * float(teacher_weight) if self.teacher == "direct" else torch.zeros(N, N)
+        proj = PlasticLinear(C + N, N, rule=STDP(**rule_kw), alpha="per_synapse", alpha_init=float(alpha_init),
+                             decay=float(decay), weight=torch.cat([torch.randn(N, C) * float(w_init_std), w_label], dim=1),
+                             rule_input_grad=rule_input_grad)
         if self.teacher == "direct":
-            w = torch.cat([w_feat, torch.eye(N) * float(teacher_weight)], dim=1)
-            proj = PlasticLinear(C + N, N, rule=STDP(**rule_kw), alpha="per_synapse", alpha_init=float(alpha_init),
-                                 decay=float(decay), weight=w, rule_input_grad=rule_input_grad)
             self.readout = Network(C + N, {"out": LIF(N, **lif_kw)}, [("in", "out", proj)])
         else:
-            # the label reaches "out" through relay neurons and a static projection of its own, so the plastic
-            # projection's weight scale (Loihi: its weight exponent) is set by the plastic weights alone
-            w = torch.cat([w_feat, torch.zeros(N, N)], dim=1)
-            proj = PlasticLinear(C + N, N, rule=STDP(**rule_kw), alpha="per_synapse", alpha_init=float(alpha_init),
-                                 decay=float(decay), weight=w, rule_input_grad=rule_input_grad)
             relay_in = PlasticLinear(C + N, N, weight=torch.cat([torch.zeros(N, C), torch.eye(N) * 2.0], dim=1),
                                      learn_weight=False)
             relay_out = PlasticLinear(N, N, weight=torch.eye(N) * float(teacher_weight))
