@@ -124,41 +124,40 @@ class STDP(PlasticityRule):
         )
 
 
-class Hebb(PlasticityRule):
+class _EtaRule(PlasticityRule):
+    """A stateless rule with one learnable rate ``eta`` in (0, 1) (sigmoid): ``e = increment(H, pre, post, eta)``."""
+
+    _increment: ClassVar[Any]
+    _ir: ClassVar[Any]
+
+    def __init__(self, eta: float = 0.01, *, learn: bool = True) -> None:
+        super().__init__()
+        check_range("eta", eta, 0.0, 1.0)
+        self.eta = Constrained(eta, "open_unit" if learn else "unit", learn, name="eta")
+
+    def initial_state(self, batch: int, n_pre: int, n_post: int, like: Tensor) -> NoState:
+        return NoState()
+
+    def step(self, state: NoState, pre: Tensor, post: Tensor, H: Tensor) -> tuple[Tensor, NoState]:
+        return type(self)._increment(H, pre, post, self.eta()), state
+
+    def to_ir(self) -> Any:
+        return type(self)._ir(eta=_f(self.eta))
+
+
+class Hebb(_EtaRule):
     r"""Hebbian rule with decay (Miconi et al. 2018): ``e = eta (post pre^T - H)``, i.e. without
     modulation ``H_t = (1-eta) H_{t-1} + eta post pre^T``. ``eta`` in (0, 1) (sigmoid)."""
 
-    def __init__(self, eta: float = 0.01, *, learn: bool = True) -> None:
-        super().__init__()
-        check_range("eta", eta, 0.0, 1.0)
-        self.eta = Constrained(eta, "open_unit" if learn else "unit", learn, name="eta")
-
-    def initial_state(self, batch: int, n_pre: int, n_post: int, like: Tensor) -> NoState:
-        return NoState()
-
-    def step(self, state: NoState, pre: Tensor, post: Tensor, H: Tensor) -> tuple[Tensor, NoState]:
-        return hebb_increment(H, pre, post, self.eta()), state
-
-    def to_ir(self) -> ir.HebbRule:
-        return ir.HebbRule(eta=_f(self.eta))
+    _increment = staticmethod(hebb_increment)
+    _ir = ir.HebbRule
 
 
-class Oja(PlasticityRule):
+class Oja(_EtaRule):
     r"""Oja's rule: ``e_{ji} = eta post_j (pre_i - H_{ji} post_j)``. ``eta`` in (0, 1) (sigmoid)."""
 
-    def __init__(self, eta: float = 0.01, *, learn: bool = True) -> None:
-        super().__init__()
-        check_range("eta", eta, 0.0, 1.0)
-        self.eta = Constrained(eta, "open_unit" if learn else "unit", learn, name="eta")
-
-    def initial_state(self, batch: int, n_pre: int, n_post: int, like: Tensor) -> NoState:
-        return NoState()
-
-    def step(self, state: NoState, pre: Tensor, post: Tensor, H: Tensor) -> tuple[Tensor, NoState]:
-        return oja_increment(H, pre, post, self.eta()), state
-
-    def to_ir(self) -> ir.OjaRule:
-        return ir.OjaRule(eta=_f(self.eta))
+    _increment = staticmethod(oja_increment)
+    _ir = ir.OjaRule
 
 
 class NodePerturbation(PlasticityRule):

@@ -12,16 +12,14 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .._validation import check_int as _check_int
+
 __all__: list[str] = []
 
 
 def check_int(name: str, value: object, *, minimum: int = 0) -> int:
-    """Return ``value`` if it is an ``int`` (not ``bool``) ``>= minimum``; else raise."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
+    """Return ``value`` if it is an ``int`` (not ``bool``) ``>= minimum``; else raise (the core check)."""
+    return _check_int(name, value, minimum=minimum)
 
 
 def check_float(
