@@ -147,7 +147,7 @@ def evaluate_lava(
         torch.manual_seed(stream)
         for ep in held_out_episodes(setup, episodes=episodes, split=split, batch=batch, seed=seed):
             xs, _ = model.encode_episode(ep.inputs)
-            torch_out, _ = model(ep.inputs)
+            torch_out, _ = model.readout_logits(xs)   # = model(ep.inputs)[0], the embedding computed once
             x64 = xs.detach().double().cpu().numpy()
             in_spikes += int(np.count_nonzero(x64))
             t1 = time.perf_counter()

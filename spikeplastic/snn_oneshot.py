@@ -252,14 +252,23 @@ class SpikingOneShot(EpisodeModel):
         if state is None:
             state = self.initial_state(B)
         xs, enc = self.encode_episode(inputs, state.enc)
+        logits, net = self.readout_logits(xs, state.net, lean_path=lean_path)
+        return logits, SpikingOneShotState(enc, net)
+
+    def readout_logits(self, xs: Tensor, net: Any = None, *, lean_path: bool | None = None) -> tuple[Tensor, Any]:
+        """The readout half of :meth:`forward`: input spikes ``xs`` ``[T * F, B, C + N]`` (from
+        :meth:`encode_episode`) -> per-step logits ``[T, B, N]`` and the readout's final state.
+        ``lean_path`` None: as :meth:`forward` chooses (:meth:`use_lean`)."""
+        if lean_path is None:
+            lean_path = self.use_lean()
         if lean_path:
             from . import lean
 
-            rec, net = lean.network_forward(self.readout, xs, state.net, record=("currents",))
+            rec, net = lean.network_forward(self.readout, xs, net, record=("currents",))
         else:
-            rec, net = self.readout(xs, state.net, record=("currents",))
+            rec, net = self.readout(xs, net, record=("currents",))
         assert rec.currents is not None
-        return self.frame_logits(rec.currents["out"]), SpikingOneShotState(enc, net)
+        return self.frame_logits(rec.currents["out"]), net
 
     def lean_forward(self, inputs: Tensor, state: SpikingOneShotState | None = None) -> tuple[Tensor, SpikingOneShotState]:
         reason = self.lean_unsupported()

@@ -94,6 +94,11 @@ def test_forward_equals_step_loop_and_gradients_reach_the_support_images() -> No
         steps.append(y)
     torch.testing.assert_close(outs["on"], outs["off"], rtol=0, atol=1e-12)
     torch.testing.assert_close(torch.stack(steps), outs["off"], rtol=0, atol=1e-12)
+    with torch.no_grad():   # the readout half alone (Lava evaluation embeds once): the same logits
+        xs, _ = m.encode_episode(x)
+        for lean in (True, False):
+            torch.testing.assert_close(m.readout_logits(xs, lean_path=lean)[0], outs["off"], rtol=0, atol=1e-12)
+        assert xs.sum() > 0 and outs["off"].abs().sum() > 0
     m.lean = "on"
     out, _ = m(x)
     out[-1].sum().backward()
