@@ -15,6 +15,7 @@
     spikeplastic make-omniglot data/synth --background-alphabets 4 --evaluation-alphabets 2 --chars 10
     torchrun --nproc_per_node 2 -m spikeplastic.cli train --task cue --model backpropamine --batch 30
     spikeplastic train --task pattern50 --model snn-stdp --outer es --es-population 32 --batch 8   # no backward pass
+    spikeplastic train --task pattern50 --model snn-stdp --outer eprop --batch 8   # e-prop: online, no backward through time
 
 ``--task-kw KEY=VALUE`` / ``--model-kw KEY=VALUE`` (repeatable) override task config fields and
 model keywords (values parsed as Python literals, ``nan``/``inf`` as floats, else kept as strings); with ``compare``,
@@ -317,6 +318,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     if args.outer == "es":
         _check_es_params(args.es_params, args.model, task, model_kw)
+    if args.outer == "eprop":
+        from .meta.eprop import check_eprop
+        from .models import make_model
+
+        try:
+            check_eprop(make_model(args.model, task, **model_kw), task, args.model)
+        except ValueError as e:
+            raise UsageError("--outer", str(e)) from None
     if args.resume and not (Path(out) / "checkpoint.pt").is_file():
         raise UsageError("--resume", f"no checkpoint to resume at {str(Path(out) / 'checkpoint.pt')!r}; "
                                      "train without --resume first (same --out)")
@@ -606,10 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=_nonneg_float, default=None,
                    help="gradient-norm clip (0: off; default: per task, 10 where the task sets none)")
     p.add_argument("--model-kw", action="append", metavar="KEY=VALUE", help="model keyword override (repeatable)")
-    p.add_argument("--outer", choices=["bptt", "es"], default="bptt",
+    p.add_argument("--outer", choices=["bptt", "es", "eprop"], default="bptt",
                    help="outer loop: bptt (default: backpropagation through whole episodes) or es (evolution "
                         "strategies: forward passes of a population of perturbed parameter sets, no backward pass; "
-                        "--batch is then the episodes each member runs per outer step)")
+                        "--batch is then the episodes each member runs per outer step) or eprop (e-prop: forward-mode "
+                        "online approximate gradients from eligibility traces, memory independent of the episode "
+                        "length; snn-stdp and snn-static on supervised tasks)")
     p.add_argument("--es-population", type=_even_population, default=32, metavar="P",
                    help="ES: members per outer step, even (antithetic pairs; default 32)")
     p.add_argument("--es-sigma", type=_positive_float, default=0.02, metavar="SIGMA",

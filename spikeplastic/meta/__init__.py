@@ -15,7 +15,8 @@ held-out episodes and data, with 95% CIs), :mod:`.episodes` (supervised loss and
 :mod:`.checkpoint`, :mod:`.metrics`, :mod:`.devices`, :mod:`.distributed` (``torchrun``),
 :mod:`.compare` (multi-model, multi-seed runs), :mod:`.plot` (rasters and weight traces),
 :mod:`.replay` (a checkpoint's model and its task's encoded episodes, e.g. for verification),
-:mod:`.build` (a config's task and model from their ids).
+:mod:`.build` (a config's task and model from their ids), and the outer loops besides BPTT:
+:mod:`.es` (evolution strategies, ``outer="es"``) and :mod:`.eprop` (e-prop, ``outer="eprop"``).
 Task and model ids are resolved by :mod:`.build` (with the registries' ``make_task``/``make_model``);
 the trainer also takes the objects themselves. This package imports the task registry (for each
 task's training defaults, :func:`recommended`) but not the models at import time; the tasks, the

@@ -43,7 +43,7 @@ def task_fields(task: str, model: str | None = None) -> dict[str, float | int | 
 
 
 #: values of :attr:`TrainConfig.outer`
-OUTER_LOOPS = ("bptt", "es")
+OUTER_LOOPS = ("bptt", "es", "eprop")
 
 
 def _es_params(v: Any) -> str | tuple[str, ...]:
@@ -121,6 +121,10 @@ class TrainConfig:
             (evolution strategies, :mod:`spikeplastic.meta.es`: antithetic Gaussian perturbations,
             centred-rank fitness shaping, Adam on ``g = 1/(P sigma) sum_i u_i eps_i``; forward passes only).
             With ``outer="es"``, ``batch`` is the number of episodes *each member* runs per outer step.
+            ``"eprop"``: forward-mode online approximate gradients (:mod:`spikeplastic.meta.eprop`:
+            eligibility traces of every meta-parameter carried forward in time, the recurrent
+            spike-to-spike paths ignored; memory independent of the episode length; supervised tasks and
+            the models of :data:`~spikeplastic.meta.eprop.EPROP_MODELS`, checked by the trainer).
         es_population: members ``P`` per ES outer step (even: antithetic pairs; with ``torchrun`` also a
             multiple of the number of processes, which split the population).
         es_sigma: the perturbations' standard deviation ``sigma`` (in raw-parameter units), > 0.
@@ -210,8 +214,8 @@ class TrainConfig:
         if "lean" in self.model_kwargs:
             raise ValueError("model_kwargs must not hold 'lean': set TrainConfig.lean (CLI: --lean) instead")
         if self.outer not in OUTER_LOOPS:
-            raise ValueError(f"outer: expected one of {list(OUTER_LOOPS)} (backpropagation through time or evolution "
-                             f"strategies), got {self.outer!r}")
+            raise ValueError(f"outer: expected one of {list(OUTER_LOOPS)} (backpropagation through time, evolution "
+                             f"strategies or e-prop), got {self.outer!r}")
         _int("es_population", self.es_population, 2)
         if self.es_population % 2:
             raise ValueError(f"es_population: expected an even int >= 2 (members come in antithetic pairs "

@@ -202,6 +202,10 @@ class Trainer:
         self.model = build_model(config, self.task) if model is None else model
         if not isinstance(self.model, EpisodeModel):
             raise TypeError(f"model must be an EpisodeModel, got {type(self.model).__name__}")
+        if config.outer == "eprop":  # before anything is trained or written
+            from .eprop import check_eprop
+
+            check_eprop(self.model, self.task, config.model if model is None else None)
         apply_lean(self.model, self.task, config.lean)
         self.model.to(self.device)
         if config.outer == "es":
@@ -262,7 +266,9 @@ class Trainer:
         """One outer step; returns its metric record (also written to the log when due).
 
         A task with data splits is sampled on ``split="train"`` whatever its config's default split.
-        With ``outer="es"`` the step is :func:`spikeplastic.meta.es.es_step` (no backward pass)."""
+        With ``outer="es"`` the step is :func:`spikeplastic.meta.es.es_step` (no backward pass); with
+        ``outer="eprop"`` the gradients come from :func:`spikeplastic.meta.eprop.eprop_episode` (no backward
+        pass through time), and the rest (all-reduce, clipping, Adam) is BPTT's."""
         cfg = self.config
         if cfg.outer == "es":
             from .es import es_step
@@ -270,11 +276,20 @@ class Trainer:
             return es_step(self)
         t0 = time.perf_counter()
         self.model.train()
-        res = self._run_batch(cfg.batch, self.task_gen, self.action_gen, self._part,
-                              sample_kwargs=self._split_kwargs("train"))
-        loss_ok = bool(torch.isfinite(res.loss.detach()))
-        if loss_ok:
-            res.loss.backward()
+        if cfg.outer == "eprop":
+            from .eprop import eprop_episode
+
+            res, grads = eprop_episode(self)
+            loss_ok = bool(torch.isfinite(res.loss.detach()))
+            if loss_ok:
+                for n, p in zip(self.param_names, self.params):
+                    p.grad = grads[n].detach().clone() if n in grads else None
+        else:
+            res = self._run_batch(cfg.batch, self.task_gen, self.action_gen, self._part,
+                                  sample_kwargs=self._split_kwargs("train"))
+            loss_ok = bool(torch.isfinite(res.loss.detach()))
+            if loss_ok:
+                res.loss.backward()
         # absent gradients count as zeros, so that every process reduces the same layout and Adam
         # treats all parameters alike whatever the world size
         for p in self.params:
@@ -318,6 +333,8 @@ class Trainer:
         }
         if top is not None:
             rec["grad_top"] = top
+        if cfg.outer == "eprop":
+            rec["outer"] = "eprop"
         if cfg.lr_decay_every:
             rec["lr"] = cfg.lr_at(self.episode - 1)
         bad = self._nonfinite()  # also after a skipped step: a model may have written into a parameter
