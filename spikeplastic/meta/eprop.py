@@ -69,9 +69,11 @@ carried to the raw parameters by autograd through the maps (softplus, sigmoid, s
 transforms) once per episode. The supervised tasks' losses read the final output only
 (``outputs[-1]``), so their learning signal is non-zero at the last frame only; the run checks it.
 
-State: ``3`` tensors ``[B, n, n_pre]`` per learnable ``w``/``alpha``, ``2`` (traces) + ``1`` (``Xi``)
-per learnable rule scalar, ``3 x [B, n]`` per scalar: independent of ``T``
-(:func:`eligibility_bytes`). Cost per step: a small multiple of the forward's.
+State: ``eps^u, eps^v, eps^r`` ``[B, n, n_pre]`` per learnable ``w``/``alpha``; per learnable rule scalar
+or decay ``Xi`` ``[B, n, n_pre]``, (rule scalars) the trace tangent ``[B, n_pre]`` or ``[B, n]`` and
+``eps^u, eps^v, eps^r`` ``[B, n]``; ``3 x [B, n]`` for the bias; the accumulated gradients: independent
+of ``T`` (:func:`eligibility_bytes`; 0.98 MB for ``snn-stdp`` on ``pattern50`` at ``B = 8``). Cost per
+step: a small multiple of the forward's (plain torch ops; 0.42x BPTT's episodes/s there at ``T = 11``).
 
 Supported models: :data:`EPROP_MODELS` (a :class:`~spikeplastic.models.SpikingModel` whose
 projections all end in the hidden population, pair STDP or static, no neuromodulation, no clip, no
