@@ -203,3 +203,11 @@ def test_loss_of_earlier_outputs_is_refused() -> None:
     x = torch.zeros(3, 2, 6, dtype=torch.float64)
     with pytest.raises(ValueError, match="depends on outputs before the last one"):
         eprop_gradients(model, x, lambda y: y.sum())
+
+
+@pytest.mark.parametrize("model", EPROP_MODELS)
+def test_every_supported_model_trains(model: str) -> None:
+    """Each model of EPROP_MODELS takes e-prop steps with finite, non-zero gradients (snn-static: no plasticity,
+    static recurrent weights, readout and bias)."""
+    res = train(_cfg(model=model, episodes=2))
+    assert all(r["outer"] == "eprop" and 0 < r["grad_norm"] < float("inf") and not r["skipped"] for r in res.history)
