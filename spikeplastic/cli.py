@@ -12,6 +12,7 @@
     spikeplastic verify runs/snn/checkpoint.pt --json           # on episodes of the checkpoint's own task
     spikeplastic verify runs/snn --inputs x.npy                    # or on your inputs; --random-inputs RATE
     spikeplastic list
+    spikeplastic continual --task continual-digits --method ewc --seeds 0 1 2 --out runs/cl   # --method all
     spikeplastic make-omniglot data/synth --background-alphabets 4 --evaluation-alphabets 2 --chars 10
     torchrun --nproc_per_node 2 -m spikeplastic.cli train --task cue --model backpropamine --batch 30
     spikeplastic train --task pattern50 --model snn-stdp --outer es --es-population 32 --batch 8   # no backward pass
@@ -564,6 +565,7 @@ def _cmd_make_omniglot(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from .continual import CONTINUAL_TASKS, METHODS
     from .models import MODELS
     from .tasks import TASKS
 
@@ -571,6 +573,60 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("models:")
     for k, spec in MODELS.items():
         print(f"  {k:22s} {spec.description}")
+    print("continual tasks ('spikeplastic continual --task'):")
+    for k, cspec in CONTINUAL_TASKS.items():
+        print(f"  {k:26s} {cspec.description}")
+    print("continual methods ('spikeplastic continual --method', or all):")
+    for k, mspec in METHODS.items():
+        print(f"  {k:16s} {mspec.updates}")
+    return 0
+
+
+def _cmd_continual(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from .continual import CONTINUAL_TASKS, METHODS, QUICK, ContinualConfig, run_benchmark
+
+    if args.task not in CONTINUAL_TASKS:
+        raise UsageError("--task", f"unknown continual task {args.task!r}; expected one of {list(CONTINUAL_TASKS)}")
+    methods = list(METHODS) if args.method == ["all"] else list(args.method)
+    for m in methods:
+        if m not in METHODS:
+            raise UsageError("--method", f"unknown method {m!r}; expected one or more of {list(METHODS)}, or all")
+    if len(set(methods)) != len(methods):
+        raise UsageError("--method", f"a method is listed twice: {methods}")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UsageError("--seeds", f"a seed is listed twice: {args.seeds}")
+    _out_folder("--out", args.out)
+    if (Path(args.out) / "results.json").exists() and not args.overwrite:
+        raise UsageError("--out", f"{args.out!r} already holds results.json; pass --overwrite to replace it "
+                                  "or choose another folder")
+    kw: dict[str, Any] = dict(QUICK) if args.quick else {}
+    fields = {f.name for f in dataclasses.fields(ContinualConfig)}
+    for key, val in parse_overrides(args.set, "--set").items():
+        if key not in fields or key == "task":
+            raise UsageError("--set", f"unknown key {key!r}; expected one of {sorted(fields - {'task'})}")
+        kw[key] = tuple(val) if key == "lambdas" and isinstance(val, (list, tuple)) else val
+    if args.tasks is not None:
+        kw["n_tasks"] = args.tasks
+    try:
+        cfg = ContinualConfig(task=args.task, **kw)
+    except (TypeError, ValueError) as e:
+        raise UsageError("--set" if args.set else "--tasks", str(e)) from None
+    from .continual import make_continual_task
+
+    try:
+        make_continual_task(cfg.task, 0, cfg.n_tasks)
+    except ValueError as e:
+        raise UsageError("--tasks", str(e)) from None
+    t0 = time.perf_counter()
+    try:
+        run_benchmark(cfg, methods, args.seeds, args.out, log=lambda m: print(m, file=sys.stderr))
+    except ValueError as e:
+        raise UsageError("--tasks" if "n_tasks" in str(e) else "--set", str(e)) from None
+    print(Path(args.out, "results.md").read_text())
+    print(f"done in {time.perf_counter() - t0:.1f} s; results in {args.out}", file=sys.stderr)
     return 0
 
 
@@ -738,6 +794,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace the data set that OUT already holds")
     p.add_argument("--list", action="store_true", help="list the available alphabets and exit")
     p.set_defaults(fn=_cmd_make_omniglot)
+
+    p = sub.add_parser("continual", help="continual-learning benchmark (task sequences, EWC, plastic learners)",
+                       description="Train each method on a sequence of tasks, one after another, and score every "
+                                   "task's test split after each (accuracy matrix R, ACC, BWT, forgetting). Writes "
+                                   "OUT/results.json and OUT/results.md.")
+    p.add_argument("--task", required=True, help="continual task id (see 'spikeplastic list')")
+    p.add_argument("--method", nargs="+", required=True, metavar="METHOD",
+                   help="one or more method ids (see 'spikeplastic list'), or all")
+    p.add_argument("--seeds", nargs="+", type=_nonneg_int, default=[0], metavar="SEED",
+                   help="seeds, integers >= 0 (default 0); each draws the splits, permutations and inits")
+    p.add_argument("--out", required=True, help="output folder (results.json, results.md)")
+    p.add_argument("--tasks", type=_number(int, 2, strict=False), default=None, metavar="N",
+                   help="tasks in the sequence, >= 2 (default: the task's own, 5)")
+    p.add_argument("--quick", action="store_true", help="CI-sized settings (3 tasks, few epochs and meta-steps)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="ContinualConfig field override (repeatable), e.g. epochs=10 or lambdas=(1,10)")
+    p.add_argument("--overwrite", action="store_true", help="replace the results that OUT already holds")
+    p.set_defaults(fn=_cmd_continual)
 
     p = sub.add_parser("list", help="list task and model ids")
     p.set_defaults(fn=_cmd_list)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import Tensor, nn
 
 from ._validation import check_int
 
-__all__ = ["ConvEmbedding", "conv_sides"]
+__all__ = ["ConvEmbedding", "DenseEmbedding", "conv_sides"]
 
 
 def conv_sides(side: int, n_conv: int, padding: int) -> list[int]:
@@ -58,3 +59,21 @@ class ConvEmbedding(nn.Sequential):
         """``[B, side*side]`` flattened images -> ``[B, channels]`` embeddings."""
         feats = self(images.reshape(-1, 1, self.side, self.side))
         return feats.mean(dim=(-2, -1))
+
+
+class DenseEmbedding(nn.Linear):
+    r"""One dense tanh layer on the flattened input, the fully connected counterpart of
+    :class:`ConvEmbedding` (same :meth:`embed` and ``channels``):
+
+    .. math:: z = \tanh(W x + b) \in [-1, 1]^{\mathrm{channels}}
+
+    ``nn.Linear``'s default init. Shape: :meth:`embed` ``[B, n_in]`` -> ``[B, channels]``.
+    """
+
+    def __init__(self, n_in: int, *, channels: int = 64) -> None:
+        super().__init__(check_int("n_in", n_in), check_int("channels", channels))
+        self.channels = channels
+
+    def embed(self, images: Tensor) -> Tensor:
+        """``[B, n_in]`` inputs -> ``[B, channels]`` embeddings."""
+        return torch.tanh(self(images))

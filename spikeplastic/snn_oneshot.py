@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ._validation import check_choice, check_int, check_number, check_positive
-from .embedding import ConvEmbedding
+from .embedding import ConvEmbedding, DenseEmbedding
 from .functional.lif import LIFState
 from .network import Network, NetworkState
 from .neurons import LIF
@@ -64,6 +64,8 @@ class SpikingOneShot(EpisodeModel):
     Args:
         img_pixels, n_way: image size (flattened square) and classes per episode.
         channels, n_conv, padding: the embedding (:class:`~spikeplastic.embedding.ConvEmbedding`).
+        embedding: ``"conv"`` (default, the above) or ``"dense"`` (one dense tanh layer of ``channels`` units,
+            :class:`~spikeplastic.embedding.DenseEmbedding`; ``n_conv``/``padding`` unused).
         steps_per_image (P), gap_steps (G >= 1): frame layout.
         stdp: :class:`~spikeplastic.STDP` keyword arguments (default ``a_plus=0.1, a_minus=0.02,
             tau_plus=tau_minus=2``: traces mostly forgotten over the gap).
@@ -115,10 +117,14 @@ class SpikingOneShot(EpisodeModel):
         lava: str = "float",
         teacher: str | None = None,
         lean: str = "auto",
+        embedding: str = "conv",
     ) -> None:
         super().__init__()
         self.lean = lean
-        self.embed = ConvEmbedding(img_pixels, channels=channels, n_conv=n_conv, padding=padding)
+        kind = check_choice("embedding", embedding, ["conv", "dense"])
+        self.embed: ConvEmbedding | DenseEmbedding = (
+            ConvEmbedding(img_pixels, channels=channels, n_conv=n_conv, padding=padding) if kind == "conv"
+            else DenseEmbedding(img_pixels, channels=channels))
         self.img_pixels = int(img_pixels)
         self.n_way = check_int("n_way", n_way, minimum=2)
         self.channels = self.embed.channels

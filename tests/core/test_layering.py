@@ -67,6 +67,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("protocol", ("spikeplastic.protocol",)),
     ("tasks and baselines", ("spikeplastic.tasks", "spikeplastic.baselines")),
     ("models", ("spikeplastic.models", "spikeplastic.snn_oneshot")),
+    # the continual-learning benchmark: task sequences, EWC and learners built on the models (issue 14)
+    ("continual", ("spikeplastic.continual",)),
     ("meta", ("spikeplastic.meta",)),
     # the exporter: above the core and the trainer (it replays checkpoints), imported only by the CLI
     ("export", ("spikeplastic.export",)),
