@@ -10,14 +10,14 @@ The CLI: ``spikeplastic continual --task continual-digits --method ewc --seeds 0
 from .data import CONTINUAL_TASKS, ContinualTask, ContinualTaskSpec, TaskData, load_digits_split, make_continual_task
 from .ewc import EWCAnchor, diagonal_fisher, ewc_penalty, make_anchor, task_log_probs
 from .learners import MLP, PlasticLearner, RatePlasticLearner, SpikingPlasticLearner, repeat_state
-from .metrics import accuracy_matrix, average_accuracy, backward_transfer, forgetting, mean_ci95
+from .metrics import accuracy_matrix, average_accuracy, backward_transfer, forgetting, learning_accuracy, mean_ci95
 from .run import METHODS, QUICK, ContinualConfig, MethodSpec, meta_train, run_benchmark, run_method, summarise, write_results
 
 __all__ = [
     "CONTINUAL_TASKS", "ContinualTask", "ContinualTaskSpec", "TaskData", "load_digits_split", "make_continual_task",
     "EWCAnchor", "diagonal_fisher", "ewc_penalty", "make_anchor", "task_log_probs",
     "MLP", "PlasticLearner", "RatePlasticLearner", "SpikingPlasticLearner", "repeat_state",
-    "accuracy_matrix", "average_accuracy", "backward_transfer", "forgetting", "mean_ci95",
+    "accuracy_matrix", "average_accuracy", "backward_transfer", "forgetting", "learning_accuracy", "mean_ci95",
     "METHODS", "QUICK", "ContinualConfig", "MethodSpec", "meta_train", "run_benchmark", "run_method", "summarise",
     "write_results",
 ]

@@ -6,6 +6,7 @@ r"""Continual-learning metrics on an accuracy matrix (Lopez-Paz & Ranzato 2017; 
     ACC        = 1/T       sum_{j=0}^{T-1} R[T-1, j]
     BWT        = 1/(T-1)   sum_{j=0}^{T-2} (R[T-1, j] - R[j, j])
     forgetting = 1/(T-1)   sum_{j=0}^{T-2} (max_{i=0}^{T-2} R[i, j] - R[T-1, j])
+    LA         = 1/T       sum_{j=0}^{T-1} R[j, j]      (learning accuracy: each task just after learning it)
 
 BWT < 0 means that learning later tasks lowered the accuracy on earlier ones; forgetting >= 0 is the
 largest accuracy a task ever had (before the last task) minus its final one.
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["accuracy_matrix", "average_accuracy", "backward_transfer", "forgetting", "mean_ci95"]
+__all__ = ["accuracy_matrix", "average_accuracy", "backward_transfer", "forgetting", "learning_accuracy", "mean_ci95"]
 
 
 def accuracy_matrix(R: Any) -> np.ndarray:
@@ -38,6 +39,13 @@ def average_accuracy(R: Any) -> float:
     r"""``ACC = 1/T sum_j R[T-1, j]``: the mean final accuracy over all tasks."""
     a = accuracy_matrix(R)
     return float(a[-1].mean())
+
+
+def learning_accuracy(R: Any) -> float:
+    r"""``LA = 1/T sum_j R[j, j]``: the mean accuracy on each task right after training on it (Riemer et al.
+    2019); a low LA means the method did not learn the tasks, so its forgetting says nothing."""
+    a = accuracy_matrix(R)
+    return float(np.diag(a).mean())
 
 
 def backward_transfer(R: Any) -> float:

@@ -30,7 +30,7 @@ from .._validation import check_int
 from .data import CONTINUAL_TASKS, ContinualTask, TaskData, make_continual_task
 from .ewc import EWCAnchor, ewc_penalty, make_anchor
 from .learners import MLP, PlasticLearner, RatePlasticLearner, SpikingPlasticLearner, repeat_state
-from .metrics import average_accuracy, backward_transfer, forgetting, mean_ci95
+from .metrics import average_accuracy, backward_transfer, forgetting, learning_accuracy, mean_ci95
 
 __all__ = ["ContinualConfig", "METHODS", "MethodSpec", "QUICK", "run_method", "run_benchmark", "write_results",
            "count_parameters"]
@@ -297,7 +297,7 @@ def run_method(method: str, cfg: ContinualConfig, seed: int) -> dict[str, Any]:
         out.update(extra)
     else:
         R, _, n = _run_backprop(method, seq, cfg, seed)
-    out.update({"R": R.tolist(), "acc": average_accuracy(R), "bwt": backward_transfer(R),
+    out.update({"R": R.tolist(), "acc": average_accuracy(R), "la": learning_accuracy(R), "bwt": backward_transfer(R),
                 "forgetting": forgetting(R), "params": n, "wall_s": time.perf_counter() - t0})
     return out
 
@@ -330,13 +330,14 @@ def run_benchmark(cfg: ContinualConfig, methods: Sequence[str], seeds: Sequence[
 
 
 def summarise(res: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per method: mean and 95% CI half-width over seeds of ACC, BWT, forgetting; params; mean wall time."""
+    """Per method: mean and 95% CI half-width over seeds of ACC, LA, BWT, forgetting; params; mean wall time."""
     summ = {}
     for m, v in res["methods"].items():
         runs = v["runs"]
         row: dict[str, Any] = {}
         for k in ("acc", "bwt", "forgetting"):
             row[k], row[k + "_ci"] = mean_ci95([r[k] for r in runs])
+        row["la"], row["la_ci"] = mean_ci95([learning_accuracy(r["R"]) for r in runs])
         row["params"] = sorted({r["params"] for r in runs})
         row["wall_s"] = float(np.mean([r["wall_s"] for r in runs]))
         row["lambda"] = [r["lambda"] for r in runs] if m == "ewc" else None
@@ -356,12 +357,14 @@ def write_results(res: Mapping[str, Any], out: str | Path) -> None:
     (p / "results.json").write_text(json.dumps(res, indent=1))
     cfg = res["config"]
     lines = [f"# {cfg['task']}: continual learning", "",
-             "ACC, BWT, forgetting in % (mean ± 95% CI over seeds, Student's t); wall time: seconds per seed "
-             "(EWC: its whole lambda sweep).", "",
-             "| method | ACC | BWT | forgetting | params | wall s | lambda |", "|---|---|---|---|---|---|---|"]
+             f"{cfg['n_tasks'] or 5} tasks, seeds {sorted({r['seed'] for v in res['methods'].values() for r in v['runs']})}. "
+             "ACC (final mean accuracy), LA (mean accuracy on each task right after learning it), BWT, "
+             "forgetting in % (mean ± 95% CI over seeds, Student's t); wall time: seconds per seed, one process on "
+             "a shared 2-core CPU (EWC: its whole lambda sweep; plastic: meta-training on task 0 + the lifetime).", "",
+             "| method | ACC | LA | BWT | forgetting | params | wall s | lambda |", "|---|---|---|---|---|---|---|---|"]
     for m, s in res["summary"].items():
         lam = "" if s["lambda"] is None else ", ".join(f"{v:g}" for v in s["lambda"])
-        lines.append(f"| {m} | {_pm(s['acc'], s['acc_ci'])} | {_pm(s['bwt'], s['bwt_ci'])} | "
+        lines.append(f"| {m} | {_pm(s['acc'], s['acc_ci'])} | {_pm(s['la'], s['la_ci'])} | {_pm(s['bwt'], s['bwt_ci'])} | "
                      f"{_pm(s['forgetting'], s['forgetting_ci'])} | {', '.join(map(str, s['params']))} | "
                      f"{s['wall_s']:.1f} | {lam} |")
     if "ewc" in res["methods"]:

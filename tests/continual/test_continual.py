@@ -12,7 +12,7 @@ from torch.testing import assert_close
 from spikeplastic.cli import main
 from spikeplastic.continual import (
     METHODS, MLP, QUICK, ContinualConfig, EWCAnchor, average_accuracy, backward_transfer, diagonal_fisher,
-    ewc_penalty, forgetting, make_continual_task, mean_ci95, run_benchmark, run_method,
+    ewc_penalty, forgetting, learning_accuracy, make_continual_task, mean_ci95, run_benchmark, run_method,
 )
 from spikeplastic.continual.run import _make_learner, count_parameters
 
@@ -74,6 +74,7 @@ def test_metrics_on_hand_written_matrix() -> None:
     assert math.isclose(backward_transfer(R), ((0.5 - 0.8) + (0.6 - 0.7)) / 2)
     # forgetting takes the best earlier accuracy (0.95 after task 1), not R[j, j]
     assert math.isclose(forgetting(R), ((0.95 - 0.5) + (0.70 - 0.6)) / 2)
+    assert math.isclose(learning_accuracy(R), (0.8 + 0.7 + 0.9) / 3)
     no_forgetting = np.triu(np.full((3, 3), 0.3), k=1) + np.tril(np.full((3, 3), 0.9))
     assert forgetting(no_forgetting) == 0.0 and backward_transfer(no_forgetting) == 0.0
     m, ci = mean_ci95([0.1, 0.2, 0.3])
