@@ -70,8 +70,10 @@ class ContinualConfig:
 
     Backprop methods: ``hidden`` tanh units, ``epochs`` passes of Adam (``lr``, minibatch ``batch``) per task
     (``multitask``: per stage, over the union), ``lambdas`` EWC's sweep. Plastic methods: ``meta_steps`` Adam
-    steps (``meta_lr``) on batches of ``meta_batch`` episodes of the first task, each ``shots`` labelled
-    examples per class (labels mapped to random output units) then ``queries`` scored ones; ``decay_examples``
+    steps (``meta_lr``) on batches of ``meta_batch`` episodes of the first task, each ``shots`` times the
+    task's classes labelled examples (``support="random"``: drawn at random, so class counts vary as in a
+    lifetime; ``"balanced"``: exactly ``shots`` per class; labels mapped to random output units) then
+    ``queries`` scored ones; ``decay_examples``
     the time constant (in presented examples) of the ``-decay`` variants. ``lifetime_examples``: cap on the
     training examples per task every method sees (``None``: all).
     """
@@ -92,11 +94,14 @@ class ContinualConfig:
     meta_batch: int = 16
     meta_lr: float = 3e-3
     shots: int = 3
+    support: str = "random"
     queries: int = 16
     decay_examples: float = 50.0
     lifetime_examples: int | None = None
 
     def __post_init__(self) -> None:
+        if self.support not in ("random", "balanced"):
+            raise ValueError(f"support: expected 'random' or 'balanced', got {self.support!r}")
         if self.task not in CONTINUAL_TASKS:
             raise ValueError(f"task: unknown continual task {self.task!r}; valid ids: {sorted(CONTINUAL_TASKS)}")
         for name in ("hidden", "epochs", "batch", "rate_channels", "snn_channels", "snn_steps", "snn_gap",
@@ -213,7 +218,7 @@ def meta_train(learner: PlasticLearner, d: TaskData, n_classes: int, cfg: Contin
     """Train ``learner``'s fixed parameters on episodes of task ``d``'s training split; returns the losses.
 
     Episode: the task's classes mapped to random distinct output units (so no fixed weight can hold the
-    answer), ``shots`` labelled examples per class in random order given to a fresh learner, then
+    answer), ``shots * classes`` labelled examples (``cfg.support``) in random order given to a fresh learner, then
     ``queries`` examples scored from the resulting state (cross-entropy over the episode's units).
     """
     opt = torch.optim.Adam(learner.parameters(), lr=cfg.meta_lr)
@@ -226,8 +231,11 @@ def meta_train(learner: PlasticLearner, d: TaskData, n_classes: int, cfg: Contin
         units = torch.stack([torch.randperm(n_classes, generator=gen)[:C] for _ in range(B)])       # [B, C]
         lut = torch.full((B, n_classes), -1, dtype=torch.long)
         lut[torch.arange(B)[:, None], torch.tensor(classes)[None, :]] = units
-        sup = torch.stack([torch.cat([ix[torch.randint(len(ix), (K,), generator=gen)] for ix in by_class])
-                           for _ in range(B)], dim=1)                                             # [K*C, B]
+        if cfg.support == "balanced":
+            sup = torch.stack([torch.cat([ix[torch.randint(len(ix), (K,), generator=gen)] for ix in by_class])
+                               for _ in range(B)], dim=1)                                         # [K*C, B]
+        else:
+            sup = torch.randint(len(y), (K * C, B), generator=gen)
         sup = sup[torch.randperm(K * C, generator=gen)]
         qry = torch.randint(len(y), (B, Q), generator=gen)                                         # [B, Q]
         ys = lut[torch.arange(B)[None, :], y[sup]]

@@ -121,6 +121,8 @@ def test_bad_inputs_raise_clear_errors(tmp_path, capsys) -> None:
         make_continual_task("continual-digits", 0, 6)
     with pytest.raises(ValueError, match="epochs"):
         ContinualConfig(epochs=0)
+    with pytest.raises(ValueError, match="support: expected 'random' or 'balanced'"):
+        ContinualConfig(support="stratified")
     with pytest.raises(ValueError, match="lambdas"):
         ContinualConfig(lambdas=(1.0, -2.0))
     with pytest.raises(ValueError, match="lam: expected a finite number >= 0"):
