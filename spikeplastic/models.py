@@ -48,7 +48,7 @@ each with its source):
   original's LSTM: ``n + 1`` units (2000 on ``pattern50``), inputs x100, clamping, output = the
   first ``n`` units; on ``images`` ``n`` units and a linear readout.
 - *RL* tasks (``maze``, ``maze13``, ``cue``): 200 recurrent units (the papers' size; 32 on the
-  reduced ``cue-small``, :data:`RL_HIDDEN`), except ``maze13``'s parameter-matched
+  reduced ``cue-small`` and ``cue-cpu``, :data:`RL_HIDDEN`), except ``maze13``'s parameter-matched
   ``backpropamine*`` (100, ``-none`` 101) and ``rnn`` (139) (:data:`MODEL_HIDDEN`); linear input
   map and a linear readout of ``n_act`` policy logits + 1 value; ``rnn``'s recurrent ``W`` starts
   as ``0.01 * U[0, 1)`` on the papers' RL tasks (:data:`ORIGINAL_RNN_INIT`), ``rate-*``'s ``W``
@@ -570,7 +570,7 @@ class ModelSpec:
 
 
 #: hidden units of every model on an RL task, by task name (default 200, the papers' size)
-RL_HIDDEN: Mapping[str, int] = MappingProxyType({"cue-small": 32, "maze-cpu": 64, "maze13-cpu": 32})
+RL_HIDDEN: Mapping[str, int] = MappingProxyType({"cue-small": 32, "cue-cpu": 32, "maze-cpu": 64, "maze13-cpu": 32})
 
 #: hidden units per model where the paper set them per model, ``{task: {model id: units}}``: the
 #: Backpropamine maze's parameter-matched sizes (~22.5k parameters each; uber-research/backpropamine
@@ -588,7 +588,7 @@ MODEL_HIDDEN: Mapping[str, Mapping[str, int]] = MappingProxyType({
 #: ``W = 0.01 * U[0, 1)`` with plasticity removed (uber-research/differentiable-plasticity
 #: ``maze/maze.py`` line 86; uber-research/backpropamine ``maze/batch.py`` line 74, ``sr/modul.py``
 #: ``NonPlasticRNN``). ``cue-small`` keeps ``nn.Linear``'s init (its README results were measured so).
-ORIGINAL_RNN_INIT = frozenset({"maze", "maze13", "cue", "maze-cpu", "maze13-cpu"})
+ORIGINAL_RNN_INIT = frozenset({"maze", "maze13", "cue", "maze-cpu", "maze13-cpu", "cue-cpu"})
 
 #: RL tasks on which ``rate-hebb`` / ``rate-oja`` are the 2018 maze net: ``W``, ``alpha`` =
 #: ``0.01 * U[0, 1)`` (``maze/maze.py`` lines 94-95)

@@ -7,7 +7,7 @@ Registry::
 
 Ids: the papers' tasks with the original code's settings ``pattern``, ``pattern50``, ``images``,
 ``oneshot``, ``maze`` (2018), ``maze13`` (Backpropamine), ``cue``; and CPU reductions of them
-(``TaskSpec.reduces``) ``maze-cpu``, ``maze13-cpu``, ``cue-small``, ``oneshot-cpu``. ``docs/REPRODUCTION.md`` lists
+(``TaskSpec.reduces``) ``maze-cpu``, ``maze13-cpu``, ``cue-small``, ``cue-cpu``, ``oneshot-cpu``. ``docs/REPRODUCTION.md`` lists
 every setting with its source and every difference.
 
 Each id's :class:`TaskSpec` in :data:`TASKS` is that task's one place of settings: its preset config,
@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ..protocol import RLTask, SupervisedTask
-from .cue import CUE, CUE_SMALL, CueConfig, CueState, CueTask
+from .cue import CUE, CUE_CPU, CUE_SMALL, CueConfig, CueState, CueTask
 from .encoders import DirectCurrent, LatencyEncoder, RateEncoder, Signed, SpikeEncoder
 from .images import IMAGES, ImageConfig, ImageTask, load_cifar10, load_skimage_gray, normalize_images, occluded_mse
 from .maze import MAZE, MAZE13, MazeConfig, MazeState, MazeTask, maze_walls
@@ -46,7 +46,7 @@ __all__: list[str] = [
     "make_synthetic_omniglot", "synthetic_alphabets",
     # RL
     "MazeConfig", "MazeTask", "MazeState", "MAZE", "MAZE13", "maze_walls",
-    "CueConfig", "CueTask", "CueState", "CUE", "CUE_SMALL",
+    "CueConfig", "CueTask", "CueState", "CUE", "CUE_CPU", "CUE_SMALL",
     # encoders
     "SpikeEncoder", "RateEncoder", "LatencyEncoder", "DirectCurrent", "Signed",
 ]
@@ -167,6 +167,11 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
         # the reduced cue task: settings under which backpropamine learned it on a 2-core CPU (README)
         "cue-small": TaskSpec(CUE_SMALL, CueTask, TrainDefaults(lr=1e-3, batch=16, clip=2.0, entropy_kind="shannon",
                                                                 entropy_coef=0.03, adam_eps=1e-6), reduces="cue"),
+        # a cue reduction that still needs evidence from several trials (4 cues, 2 per trial: issue 16):
+        # the paper's loss settings (Simpson 0.1, value 0.1, eps 1e-6, clip 2), cue-small's lr and batch
+        "cue-cpu": TaskSpec(CUE_CPU, CueTask, TrainDefaults(lr=1e-3, batch=16, clip=2.0, entropy_kind=_SIMPSON,
+                                                            entropy_coef=0.1, value_coef=0.1, adam_eps=1e-6),
+                            reduces="cue"),
     }
 )
 

@@ -47,7 +47,7 @@ from torch import Tensor
 from ..protocol import RLTask
 from ._common import as_device, check_action, check_batch, check_float, check_generator, check_int, rand, randint
 
-__all__ = ["CueConfig", "CueTask", "CueState", "CUE", "CUE_SMALL", "RESPOND", "REST"]
+__all__ = ["CueConfig", "CueTask", "CueState", "CUE", "CUE_CPU", "CUE_SMALL", "RESPOND", "REST"]
 
 RESPOND = 1
 REST = 0
@@ -112,6 +112,14 @@ CUE = CueConfig()
 #: unlike ``cue`` one rewarded trial identifies it. ``success_threshold``: half the Go steps.
 CUE_SMALL = CueConfig(n_cues=2, cue_bits=10, cues_per_trial=1, trial_min=4, trial_max=6, episode_steps=60,
                       success_threshold=6.0)
+
+#: A CPU reduction that keeps what the cue task tests (task id ``cue-cpu``; issue 16): 4 cues, 2
+#: shown per trial and trials of 5-8 steps as in ``cue``, so one rewarded trial leaves two candidate
+#: targets and the agent must combine evidence from several trials; a shorter code (10 bits instead
+#: of 20) and 80-step episodes (about 12 Go steps, ``cue``: about 18.5). ``success_threshold``: half
+#: the Go steps, as ``cue-small``.
+CUE_CPU = CueConfig(n_cues=4, cue_bits=10, cues_per_trial=2, trial_min=5, trial_max=8, episode_steps=80,
+                    success_threshold=6.0)
 
 
 class CueState(NamedTuple):

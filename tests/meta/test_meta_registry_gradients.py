@@ -36,6 +36,7 @@ CI_TASKS = {
     # CPU reductions: their parents' rules with smaller nets; long episodes are covered by the parents
     "maze-cpu": {"episode_steps": 30},
     "maze13-cpu": {"episode_steps": 30},
+    "cue-cpu": {"episode_steps": 30},
 }
 
 

@@ -65,6 +65,14 @@ REDUCTIONS = {
     "oneshot-cpu": ("oneshot", {"lr": 1e-3, "batch": 16, "lr_decay": 0.5, "lr_decay_every": 5000}),
     "cue-small": ("cue", {"lr": 1e-3, "batch": 16, "entropy_kind": "shannon", "entropy_coef": 0.03,
                           "value_coef": UNSET}),
+    "cue-cpu": ("cue", {"lr": 1e-3, "batch": 16}),
+}
+
+#: reductions that also shrink the task itself, with the fields they change
+TASK_REDUCTIONS = {
+    "cue-small": {"n_cues": 2, "cue_bits": 10, "cues_per_trial": 1, "trial_min": 4, "trial_max": 6,
+                  "episode_steps": 60, "success_threshold": 6.0},
+    "cue-cpu": {"cue_bits": 10, "episode_steps": 80, "success_threshold": 6.0},
 }
 
 
@@ -93,8 +101,17 @@ def test_reductions_change_only_what_they_list(task: str) -> None:
     assert recommended(task) == expect
     for model in ("rnn", "snn-stdp"):
         assert recommended(task, model) == {**expect, **PER_MODEL.get((task, model), {})}
-    if task != "cue-small":  # cue-small also reduces the task itself (its own docstring and table row)
-        assert dataclasses.asdict(TASKS[task].config) == dataclasses.asdict(TASKS[parent].config)
+    expect_cfg = {**dataclasses.asdict(TASKS[parent].config), **TASK_REDUCTIONS.get(task, {})}
+    assert dataclasses.asdict(TASKS[task].config) == expect_cfg
+
+
+def test_cue_cpu_needs_evidence_from_several_trials() -> None:
+    """cue-cpu keeps the paper's 4 cues with 2 per trial (a rewarded trial leaves 2 candidates) and
+    its loss settings; cue-small shows 1 of 2 (one trial identifies the target)."""
+    cpu, paper = TASKS["cue-cpu"].config, TASKS["cue"].config
+    assert (cpu.n_cues, cpu.cues_per_trial) == (paper.n_cues, paper.cues_per_trial) == (4, 2)
+    for k in ("entropy_kind", "entropy_coef", "value_coef", "adam_eps", "clip"):
+        assert recommended("cue-cpu")[k] == recommended("cue")[k], k
 
 
 def test_reproduction_doc_lists_every_id() -> None:

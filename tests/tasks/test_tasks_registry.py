@@ -21,6 +21,7 @@ SMALL = {
     "maze-cpu": {"episode_steps": 20},
     "maze13-cpu": {"episode_steps": 20},
     "cue-small": {},
+    "cue-cpu": {"episode_steps": 30},
 }
 
 
