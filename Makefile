@@ -11,9 +11,9 @@ setup:
 demo: setup
 	$(PY) examples/demo.py
 
-## Unit + quick end-to-end tests (what CI runs).
+## Unit + quick end-to-end tests (what CI runs), one worker per core (pytest-xdist; a test file stays on one worker).
 test: setup
-	$(PYTEST) -m "not slow" -q
+	$(PYTEST) -m "not slow" -q -n auto --dist loadfile
 
 ## Everything, including slow end-to-end runs.
 test-all: setup
