@@ -80,6 +80,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .baselines import count_parameters
 from ._validation import check_choice, check_int, check_number, check_positive
 from .functional.plasticity import decay_factor
 from .protocol import EpisodeModel, RLTask, SupervisedTask
@@ -873,6 +874,3 @@ def make_model(model_id: str, task: SupervisedTask | RLTask, **overrides: Any) -
         raise TypeError(f"make_model({model_id!r}, ...): {e}") from e
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Trainable scalars of ``model`` (parameters with ``requires_grad``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

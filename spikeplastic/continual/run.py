@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._validation import check_int
+from ..baselines import count_parameters
 from .data import CONTINUAL_TASKS, ContinualTask, TaskData, make_continual_task
 from .ewc import EWCAnchor, ewc_penalty, make_anchor
 from .learners import MLP, PlasticLearner, RatePlasticLearner, SpikingPlasticLearner, repeat_state
@@ -124,11 +125,6 @@ class ContinualConfig:
 #: a CI-sized configuration (3 tasks, few epochs and meta-steps, 150 examples per task)
 QUICK: Mapping[str, Any] = MappingProxyType(dict(n_tasks=3, epochs=5, meta_steps=40, snn_meta_steps=10,
                                                  meta_batch=8, shots=3, queries=8, lifetime_examples=150))
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable scalars of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # ---- helpers -------------------------------------------------------------------------------------

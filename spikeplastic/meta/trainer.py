@@ -43,6 +43,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..baselines import count_parameters
 from ..protocol import EpisodeModel, RLTask, SupervisedTask, check_lean
 from .build import build_model, build_task
 from .checkpoint import CHECKPOINT_NAME, capture_rng, ir_payload, load_checkpoint, restore_rng, save_checkpoint
@@ -129,11 +130,6 @@ class TrainResult:
     out: Path | None
     n_params: int
     skipped: int = 0
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Trainable scalars (parameters with ``requires_grad``), shared ones counted once."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def apply_lean(model: EpisodeModel, task: SupervisedTask | RLTask, mode: str) -> None:
