@@ -191,26 +191,26 @@ def _make_task(args: argparse.Namespace) -> Any:
         raise UsageError("--data" if from_data else "--task-kw", str(e)) from None
 
 
-def _check_model(model: str, task: Any, kw: dict[str, Any]) -> int:
-    from .models import MODELS, count_parameters, make_model
+def _check_model(model: str, task: Any, kw: dict[str, Any]) -> Any:
+    """Build ``model`` for ``task`` once (the later option checks reuse it), or a usage error."""
+    from .models import MODELS, make_model
 
     if model not in MODELS:
         raise UsageError("--model" if "," not in model else "--models", f"unknown model {model!r}; expected one of {list(MODELS)}")
     if "lean" in kw:
         raise UsageError("--model-kw", "lean is not a model keyword here: use --lean {auto,on,off}")
     try:
-        return count_parameters(make_model(model, task, **kw))
+        return make_model(model, task, **kw)
     except (TypeError, ValueError) as e:
         raise UsageError("--model-kw", str(e)) from None
 
 
-def _check_lean(mode: str, model: str, task: Any, kw: dict[str, Any]) -> None:
+def _check_lean(mode: str, built: Any, task: Any) -> None:
     from .meta.trainer import apply_lean
-    from .models import make_model
 
     if mode == "on":  # the other modes never fail
         try:
-            apply_lean(make_model(model, task, **kw), task, mode)
+            apply_lean(built, task, mode)
         except ValueError as e:
             raise UsageError("--lean", str(e)) from None
 
@@ -236,12 +236,11 @@ def _even_population(s: str) -> int:
     return v
 
 
-def _check_es_params(es_params: str | tuple[str, ...], model: str, task: Any, kw: dict[str, Any]) -> None:
+def _check_es_params(es_params: str | tuple[str, ...], built: Any) -> None:
     from .meta.es import select_parameters
-    from .models import make_model
 
     try:
-        select_parameters(make_model(model, task, **kw), es_params)
+        select_parameters(built, es_params)
     except ValueError as e:
         raise UsageError("--es-params", str(e)) from None
 
@@ -295,12 +294,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .meta.checkpoint import CheckpointError
     from .meta.config import TrainConfig, recommended, task_fields
     from .meta.distributed import is_torchrun, train_distributed
-    from .meta.trainer import TrainingError, train
+    from .meta.trainer import TrainingError, count_parameters, train
 
     task = _make_task(args)
     model_kw, _ = _kv(args.model_kw, "--model-kw")
-    n_params = _check_model(args.model, task, model_kw)
-    _check_lean(args.lean, args.model, task, model_kw)
+    built = _check_model(args.model, task, model_kw)
+    n_params = count_parameters(built)
+    _check_lean(args.lean, built, task)
     _check_device(args.device)
     rec = recommended(args.task, args.model)
     fields = {**task_fields(args.task, args.model), **_decay_overrides(args)}
@@ -318,13 +318,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         **{k: v for k, v in fields.items() if k != "clip"},
     )
     if args.outer == "es":
-        _check_es_params(args.es_params, args.model, task, model_kw)
+        _check_es_params(args.es_params, built)
     if args.outer == "eprop":
         from .meta.eprop import check_eprop
-        from .models import make_model
 
         try:
-            check_eprop(make_model(args.model, task, **model_kw), task, args.model)
+            check_eprop(built, task, args.model)
         except ValueError as e:
             raise UsageError("--outer", str(e)) from None
     if args.resume and not (Path(out) / "checkpoint.pt").is_file():
@@ -376,8 +375,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     for m in models:
         if m not in MODELS:
             raise UsageError("--models", f"unknown model {m!r}; expected ids from {list(MODELS)}")
-        _check_model(m, task, per_model[m])
-        _check_lean(args.lean, m, task, per_model[m])
+        _check_lean(args.lean, _check_model(m, task, per_model[m]), task)
     _check_device(args.device)
     cfg = CompareConfig(
         task=args.task, models=tuple(models), episodes=args.episodes, seeds=args.seeds, out=args.out,
