@@ -21,8 +21,8 @@ Definitions (per run; ``W = max(1, min(50, episodes // 10))`` episodes):
   run's subprocess after training; reported as the mean over seeds ± the same t-interval over the
   seeds' held-out means. With one seed, the run's own 95% interval (Wilson for oneshot's accuracy,
   mean ± 1.96 SE otherwise) is shown instead, and labelled so;
-- *episodes to threshold*: first episode whose smoothed metric reaches the task's
-  ``success_threshold`` (``<=`` or ``>=`` by ``higher_is_better``); the median over seeds with
+- *episodes to threshold*: first episode whose smoothed metric (the trailing mean of a full window
+  of ``W`` episodes: no earlier than episode ``W``) reaches the task's ``success_threshold`` (``<=`` or ``>=`` by ``higher_is_better``); the median over seeds with
   unreached runs counted as infinite, so "not reached" when half or more never reach it;
 - *seconds per episode*: mean wall time of the outer steps (sampling, forward, backward, Adam;
   not evaluation or checkpoint writing);
@@ -209,6 +209,7 @@ def summarize(cfg: CompareConfig, runs: Mapping[str, list[dict[str, Any]]], thre
             sm = _smooth(m, w)
             finals.append(float(m[-w:].mean()))
             hit = np.nonzero(sm >= threshold if higher_is_better else sm <= threshold)[0]
+            hit = hit[hit >= w - 1]  # full windows only: a lucky first episode is not "reached"
             reach.append(float(ep[hit[0]]) if hit.size else math.inf)
             sec.append(float(np.mean([rec["seconds"] for rec in recs])))
             rss.append(float(r["peak_rss_mb"]))

@@ -66,7 +66,7 @@ def test_summarize_held_out_beside_train_metric(tmp_path) -> None:
 def test_summarize_threshold_median_and_not_reached(tmp_path) -> None:
     cfg = CompareConfig(task="t", models=("good", "bad"), episodes=20, seeds=3, out=str(tmp_path))
     good = [[1.0] * k + [0.0] * (20 - k) for k in (4, 6, 8)]         # window 2: reached at k+1, k+2...
-    bad = [[1.0] * 20, [1.0] * 20, [1.0] * 10 + [0.0] * 10]
+    bad = [[0.0] + [1.0] * 19, [1.0] * 20, [1.0] * 10 + [0.0] * 10]  # seed 0: a lucky first episode only
     runs = {"good": [_fake_run(tmp_path, "good", s, m) for s, m in enumerate(good)],
             "bad": [_fake_run(tmp_path, "bad", s, m) for s, m in enumerate(bad)]}
     res = summarize(cfg, runs, threshold=0.1, higher_is_better=False)
@@ -74,6 +74,7 @@ def test_summarize_threshold_median_and_not_reached(tmp_path) -> None:
     assert res["window"] == 2
     assert g["episodes_to_threshold_per_seed"] == [6.0, 8.0, 10.0] and g["episodes_to_threshold"] == 8.0
     assert b["episodes_to_threshold"] is None and b["reached"] == 1
+    assert b["episodes_to_threshold_per_seed"] == [None, None, 12.0]   # not reached at episode 1 (half a window)
     assert g["final_mean"] == 0.0 and b["final_mean"] == pytest.approx(2 / 3)
     assert g["peak_rss_mb"] == 302.0 and g["seconds_per_episode"] == 0.5
     write_markdown(res, tmp_path / "r.md")
