@@ -187,3 +187,26 @@ class PatternTask(SupervisedTask):
         """Fraction of bits with the wrong sign at the last step."""
         y = check_outputs(outputs, self.n_out, batch=episode.targets.shape[0])[-1].detach()
         return float((torch.sign(y) != episode.targets).float().mean())
+
+    def reference_errors(self, episode: Episode) -> dict[str, float]:
+        """The metric of two strategies that store nothing by association, on ``episode`` (one of
+        :meth:`sample`'s): the floor a network must beat to show it memorised the patterns.
+
+        - ``copy_and_guess``: copy the test pattern's intact bits, answer ``-1`` on the zeroed ones
+          (expected error ``degrade_fraction / 2``: 25% on both paper tasks);
+        - ``copy_and_last_shown``: copy the intact bits, fill the zeroed ones from the pattern shown
+          last before the test (a one-step input memory; expected error
+          ``degrade_fraction * (1 - 1/n_patterns) / 2``: 12.5% on ``pattern50``, 20% on ``pattern``).
+        """
+        info = episode.info
+        if not {"order", "patterns", "degraded_mask"} <= set(info):
+            raise ValueError("episode must come from PatternTask.sample (info needs 'order', 'patterns', "
+                             f"'degraded_mask'), got info keys {sorted(info)}")
+        t = episode.targets
+        zeroed = info["degraded_mask"]
+        b = t.shape[0]
+        last = info["patterns"][torch.arange(b, device=t.device), info["order"][:, -1, -1]]   # [B, n]
+        guess = t.masked_fill(zeroed, -1.0)
+        recent = torch.where(zeroed, last, t)
+        return {"copy_and_guess": float((guess != t).float().mean()),
+                "copy_and_last_shown": float((recent != t).float().mean())}

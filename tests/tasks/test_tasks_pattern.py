@@ -1,6 +1,8 @@
 """Pattern memorisation task: schedule, balance, degradation, determinism, loss and metric."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -131,3 +133,26 @@ def test_same_episode_on_cuda(gen) -> None:
     a, b = task.sample(3, gen(5)), task.sample(3, gen(5), device="cuda")
     assert b.inputs.device.type == "cuda"
     assert_close(a.inputs, b.inputs.cpu())
+
+
+@pytest.mark.parametrize("config,last_shown", [(PATTERN50, 0.125), (PATTERN, 0.2)])
+def test_reference_errors_match_their_closed_forms(config: PatternConfig, last_shown: float) -> None:
+    """Over many episodes the two no-association strategies approach their expected errors; on one
+    episode they equal the strategy written out from the raw inputs (the last full presentation)."""
+    config = dataclasses.replace(config, n_bits=50)            # the bits of an episode are not independent:
+    task = PatternTask(config)                                # many short episodes instead of a few long ones
+    ep = task.sample(2048, torch.Generator().manual_seed(3))
+    ref = task.reference_errors(ep)
+    # per-episode standard deviations <= 0.11 (whether the last pattern shown is the tested one): 2048
+    # episodes give a standard error <= 0.0025; the tolerance is 4 of them
+    assert ref["copy_and_guess"] == pytest.approx(0.25, abs=0.01)
+    assert ref["copy_and_last_shown"] == pytest.approx(last_shown, abs=0.01)
+    x = ep.info["unscaled_inputs"]
+    shown = [i for i in range(x.shape[0] - config.test_steps) if bool((x[i] != 0).all())]
+    last = x[shown[-1]]                                       # the last step of the last presentation
+    test = x[-1]
+    by_hand = torch.where(test != 0, test, last)
+    assert ref["copy_and_last_shown"] == float((by_hand != ep.targets).float().mean())
+    assert ref["copy_and_guess"] == float((torch.where(test != 0, test, -1.0) != ep.targets).float().mean())
+    with pytest.raises(ValueError, match="PatternTask.sample"):
+        task.reference_errors(type(ep)(inputs=ep.inputs, targets=ep.targets, mask=ep.mask, info={}))
