@@ -171,6 +171,8 @@ class EvalResult:
             ``False`` the checkpoint predates the record (unchecked); ``None`` no data splits.
         untrained: the network evaluated is the run's initial one (trained weights not loaded).
         model_sha256: :func:`state_digest` of the evaluated parameters. seconds: wall time.
+        references: the task's no-learning reference strategies on the same episodes
+            (``task.reference_errors``, e.g. the pattern tasks'), or ``None`` where it has none.
     """
 
     task: str
@@ -195,6 +197,7 @@ class EvalResult:
     untrained: bool
     model_sha256: str
     seconds: float
+    references: dict[str, float] | None = None
 
     @property
     def half_width(self) -> float:
@@ -207,9 +210,11 @@ class EvalResult:
                else "mean ± 1.96 SE")
         what = "untrained network" if self.untrained else f"checkpoint episode {self.checkpoint_episode}"
         acts = ", actions sampled" if self.actions else ""
+        refs = ("; references on the same episodes: " + ", ".join(f"{k} {v:.4g}" for k, v in self.references.items())
+                if self.references else "")
         return (f"{self.task} / {self.model} ({what}): held-out metric {self.mean:.4g} ± {self.half_width:.2g} "
                 f"(95% CI [{self.ci_low:.4g}, {self.ci_high:.4g}], {how}), n = {self.n} episodes{acts}, "
-                f"split {self.split} ({self.data})")
+                f"split {self.split} ({self.data}){refs}")
 
     def to_dict(self, *, values: bool = True) -> dict[str, Any]:
         """Plain JSON-able dict (with ``format``/``version`` tags and ``half_width``); ``values=False``
@@ -412,6 +417,8 @@ def _evaluate_checkpoint(ck: Mapping[str, Any], path: Path, *, episodes: int, sp
     rng_devices = [dev.index or 0] if dev.type == "cuda" else []
     b_max, stream = _resolve(cfg, episodes, batch, seed)
     values: list[float] = []
+    ref_sums: dict[str, float] = {}
+    reference = getattr(task, "reference_errors", None)
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=rng_devices), torch.no_grad():
         torch.manual_seed(stream)
@@ -430,6 +437,10 @@ def _evaluate_checkpoint(ck: Mapping[str, Any], path: Path, *, episodes: int, sp
             for ep in held_out_episodes(setup, episodes=episodes, split=split, batch=batch, seed=seed):
                 outputs, _ = model(ep.inputs)
                 values.extend(_per_episode_metric(task, outputs, ep))
+                if reference is not None:  # means over the batch: weighted by its size
+                    nb = int(ep.targets.shape[0])
+                    for k, v in reference(ep).items():
+                        ref_sums[k] = ref_sums.get(k, 0.0) + v * nb
     seconds = time.perf_counter() - t0
     binary = isinstance(task, SupervisedTask) and task.metric_is_binary
     correct: int | None = None
@@ -456,6 +467,7 @@ def _evaluate_checkpoint(ck: Mapping[str, Any], path: Path, *, episodes: int, sp
         values=tuple(values), correct=correct, higher_is_better=bool(task.higher_is_better),
         actions="sampled" if isinstance(task, RLTask) else None, split_checked=setup.split_checked, untrained=untrained,
         model_sha256=setup.model_sha256, seconds=seconds,
+        references={k: v / len(values) for k, v in ref_sums.items()} or None,
     )
 
 

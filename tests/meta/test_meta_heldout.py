@@ -157,7 +157,30 @@ def test_rl_held_out_values_are_episode_rewards(tmp_path: Path) -> None:
     mean, half = normal_interval(a.values)
     assert a.ci_method == "normal" and a.mean == pytest.approx(mean) and a.half_width == pytest.approx(half)
     assert evaluate(out, episodes=10, batch=4).values == a.values
-    assert a.split_checked is None and "RL task" in a.data
+    assert a.split_checked is None and "RL task" in a.data and a.references is None
+
+
+def test_pattern_held_out_carries_the_no_association_references(tmp_path: Path) -> None:
+    """The pattern tasks' reference strategies, averaged over exactly the evaluated episodes (batches
+    of unequal size weighted by size), are stored and shown; RL results carry none."""
+    from spikeplastic.meta.heldout import held_out_episodes, prepare_evaluation
+    from spikeplastic.tasks import PatternTask
+
+    out = tmp_path / "p50"
+    train(TrainConfig(task="pattern50", model="rate-hebb", episodes=1, out=str(out), progress=False))
+    res = evaluate(out, episodes=10, batch=4)                       # batches of 4, 4, 2
+    setup = prepare_evaluation(out)
+    eps = list(held_out_episodes(setup, episodes=10, batch=4))
+    assert [e.targets.shape[0] for e in eps] == [4, 4, 2]
+    task = setup.task
+    assert isinstance(task, PatternTask)
+    want = {k: sum(task.reference_errors(e)[k] * e.targets.shape[0] for e in eps) / 10
+            for k in ("copy_and_guess", "copy_and_last_shown")}
+    assert res.references is not None and res.references.keys() == want.keys()
+    for k in want:
+        assert res.references[k] == pytest.approx(want[k], rel=1e-12)
+    assert "copy_and_last_shown" in res.line()
+    assert read_result(res.write(tmp_path / "r.json")).references == res.references
 
 
 def test_evaluate_cached_reuses_only_the_same_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
