@@ -31,6 +31,13 @@ Definitions (per run; ``W = max(1, min(50, episodes // 10))`` episodes):
   end; it includes the interpreter and torch (``baseline_rss_mb`` in ``results.json``: the same
   measure after imports and task construction). The table shows the maximum over seeds.
 
+Pairing: the runs of different models with the same seed meet the same held-out episodes (supervised:
+the same inputs; oneshot: also the same test classes, split by the run's seed; RL: the same
+environment draws, the actions being the model's own), so per-seed differences are paired. Non-finite
+metrics (a diverged episode) are left out of the smoothed curves and the train metric. "Episodes" in
+the curves and thresholds are outer steps (``batch`` episodes each); the held-out ``n`` counts
+episodes.
+
 Curves: median over seeds of the smoothed curves with the interquartile range shaded.
 """
 from __future__ import annotations
@@ -88,7 +95,8 @@ class CompareConfig:
         model-specific ones, e.g. ``pattern50``'s RNN and LSTM). device: as in :class:`TrainConfig`.
         task_kwargs: task overrides. model_kwargs: per model id, keyword overrides for
         ``make_model``. jobs: runs in parallel (each a subprocess). progress: a bar over runs.
-        train_overrides: further :class:`TrainConfig` fields for every run.
+        train_overrides: further :class:`TrainConfig` fields for every run (except ``log_every``,
+            always 1: the curves and thresholds count one record per outer step).
         lean: :attr:`TrainConfig.lean <spikeplastic.meta.config.TrainConfig>` of every run
             (``"auto"`` | ``"on"`` | ``"off"``; ``"on"`` fails early for a model without a lean op).
         resume: continue every run that has a checkpoint (``out/runs/MODEL/seedS/checkpoint.pt``,
@@ -156,6 +164,7 @@ class CompareConfig:
         )
         d.update(task_fields(self.task, model))
         d.update(self.train_overrides)
+        d["log_every"] = 1  # the smoothing window and thresholds count logged episodes: one record per step
         return TrainConfig(**d)
 
 
@@ -182,11 +191,17 @@ def _run_one(cfg: TrainConfig, threads: int | None, resume: bool = False, overwr
 
 
 def _smooth(x: np.ndarray, w: int) -> np.ndarray:
-    c = np.cumsum(np.insert(x, 0, 0.0))
+    """Trailing mean over the last ``w`` values (fewer at the start), ignoring non-finite values (a
+    diverged episode's NaN does not poison the rest of the curve); NaN where a window has none."""
+    x = np.asarray(x, dtype=float)
+    ok = np.isfinite(x)
+    c = np.cumsum(np.insert(np.where(ok, x, 0.0), 0, 0.0))
+    n = np.cumsum(np.insert(ok.astype(float), 0, 0.0))
     out = np.empty_like(x)
     for i in range(len(x)):
         lo = max(0, i + 1 - w)
-        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+        k = n[i + 1] - n[lo]
+        out[i] = (c[i + 1] - c[lo]) / k if k else math.nan
     return out
 
 
@@ -207,7 +222,8 @@ def summarize(cfg: CompareConfig, runs: Mapping[str, list[dict[str, Any]]], thre
             m = np.array([rec["metric"] for rec in recs], dtype=float)
             ep = np.array([rec["episode"] for rec in recs])
             sm = _smooth(m, w)
-            finals.append(float(m[-w:].mean()))
+            tail = m[-w:][np.isfinite(m[-w:])]
+            finals.append(float(tail.mean()) if tail.size else math.nan)
             hit = np.nonzero(sm >= threshold if higher_is_better else sm <= threshold)[0]
             hit = hit[hit >= w - 1]  # full windows only: a lucky first episode is not "reached"
             reach.append(float(ep[hit[0]]) if hit.size else math.inf)
@@ -314,8 +330,13 @@ def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         reach += f" ({r['reached']}/{r['seeds']} seeds)"
         held_cell = ""
         if held:
-            held_cell = (f" {_fmt(r['held_out_mean'])} ± {_fmt(r['held_out_ci95'])} |"
-                         if r.get("held_out_mean") is not None else " n/a |")
+            if r.get("held_out_mean") is None:
+                held_cell = " n/a |"
+            elif r.get("held_out_ci") == "t over seeds":
+                held_cell = f" {_fmt(r['held_out_mean'])} ± {_fmt(r['held_out_ci95'])} |"
+            else:  # one run: its own interval, not centred on the mean for Wilson's: shown as [low, high]
+                lo, hi = r["held_out_ci95_per_seed"][0]
+                held_cell = f" {_fmt(r['held_out_mean'])} [{_fmt(lo)}, {_fmt(hi)}] |"
         lines.append(f"| {r['model']} | {r['n_params']:,} | {_fmt(r['final_mean'])} ± {ci} |{held_cell} {reach} | "
                      f"{r['seconds_per_episode']:.3f} | {r['peak_rss_mb']:.0f} |")
     Path(path).write_text("\n".join(lines) + "\n")

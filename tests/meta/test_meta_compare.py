@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
-from spikeplastic.meta.compare import CompareConfig, summarize, t_interval, write_markdown
+from spikeplastic.meta.compare import CompareConfig, _smooth, summarize, t_interval, write_markdown
 
 
 def test_t_interval_matches_scipy() -> None:
@@ -134,3 +135,25 @@ def test_compare_resume_extends_runs_exactly(tmp_path) -> None:
     assert {f: (run_a / f).read_bytes() for f in before} == before
     _cue_compare(tmp_path / "a", 2, overwrite=True)
     assert len(read_metrics(run_a)) == 2
+
+
+def test_smooth_skips_non_finite_values() -> None:
+    """A NaN metric (a diverged episode) is left out of its windows instead of poisoning the curve."""
+    sm = _smooth(np.array([1.0, 3.0, np.nan, 5.0, 7.0, 9.0]), 2)
+    assert sm.tolist()[:2] == [1.0, 2.0] and sm[2] == 3.0 and sm[3] == 5.0 and sm.tolist()[4:] == [6.0, 8.0]
+    assert np.isnan(_smooth(np.array([np.nan, np.nan, 1.0]), 2)[:2]).all()
+    plain = np.array([0.5, 0.1, 0.9, 0.3, 0.7])
+    want = [plain[max(0, i - 2):i + 1].mean() for i in range(5)]
+    assert _smooth(plain, 3) == pytest.approx(want)
+
+
+def test_log_every_is_always_one() -> None:
+    cfg = CompareConfig(task="pattern50", models=("rnn",), episodes=10, out="o", train_overrides={"log_every": 5})
+    assert cfg.train_config("rnn", 0).log_every == 1
+
+
+def test_one_run_wilson_interval_is_shown_as_its_bounds(tmp_path) -> None:
+    cfg = CompareConfig(task="t", models=("a",), episodes=20, seeds=1, out=str(tmp_path))
+    runs = {"a": [_fake_run(tmp_path, "a", 0, [0.5] * 20, _held(1.0, 0.839, 1.0))]}
+    write_markdown(summarize(cfg, runs, 0.9, True), tmp_path / "r.md")
+    assert "| 1 [0.839, 1] |" in (tmp_path / "r.md").read_text()
