@@ -93,7 +93,9 @@ HELD_OUT_NAME = "held_out.json"
 #: episodes per batch when ``batch`` is not given
 DEFAULT_EVAL_BATCH = 32
 FORMAT = "spikeplastic-held-out"
-VERSION = 1
+#: 2: the images metric became relative to the whole image's energy (tasks/images.py); a cached
+#: evaluation of another version is made again
+VERSION = 2
 SPLITS = ("train", "test")
 
 
@@ -492,8 +494,9 @@ def evaluate_cached(
     b, stream = _resolve(cfg, episodes, batch, None)
     if out.is_file():
         try:
-            old = read_result(out)
-        except (ValueError, TypeError, KeyError, json.JSONDecodeError):
+            raw = json.loads(out.read_text())
+            old = read_result(out) if raw.get("version") == VERSION else None
+        except (ValueError, TypeError, KeyError, AttributeError, json.JSONDecodeError):
             old = None
         if (old is not None and not old.untrained and old.model_sha256 == state_digest(ck["model_state"])
                 and (old.n, old.split, old.batch, old.seed) == (episodes, split, b, stream)):

@@ -193,6 +193,12 @@ def test_evaluate_cached_reuses_only_the_same_network(tmp_path: Path, monkeypatc
     real = heldout._evaluate_checkpoint
     monkeypatch.setattr(heldout, "_evaluate_checkpoint", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     assert evaluate_cached(run, episodes=20) == first and not calls               # reused
+    stale = json.loads((run / "held_out.json").read_text())
+    (run / "held_out.json").write_text(json.dumps({**stale, "version": stale["version"] - 1}))
+    redone = evaluate_cached(run, episodes=20)                                     # another metric version:
+    assert len(calls) == 1 and redone.values == first.values                      # evaluated again
+    assert json.loads((run / "held_out.json").read_text())["version"] == stale["version"]
+    calls.clear()
     evaluate_cached(run, episodes=21)
     assert len(calls) == 1                                                         # other settings: evaluated
     train(TrainConfig(task="oneshot", model="rnn", episodes=3, out=str(run), progress=False, task_kwargs=ONESHOT,

@@ -93,7 +93,10 @@ def test_loss_metric_closed_form(gen) -> None:
     task = ImageTask(SMALL)
     ep = task.sample(2, gen(3))
     out = torch.zeros(task.T, 2, 64)
-    assert task.metric(out, ep) == pytest.approx(1.0)
+    t, occ = ep.targets, ep.info["occluded"].float()
+    zero = ((t**2 * occ).sum(-1) / 32) / (t**2).mean(-1)          # written out: 32 of 64 pixels occluded
+    assert occ.sum(-1).tolist() == [32.0, 32.0]
+    assert task.metric(out, ep) == pytest.approx(float(zero.mean()))
     assert_close(task.loss(out, ep), (ep.targets**2).sum(-1).mean())
     out[-1] = ep.targets
     assert task.loss(out, ep).item() == 0.0 and task.metric(out, ep) == 0.0
@@ -224,3 +227,24 @@ def test_cifar_loader_errors(tmp_path: Path, fake_cifar: Path) -> None:
         load_cifar10(wrong, "test")
     with pytest.raises(ValueError, match="split"):
         load_cifar10(fake_cifar, "val")  # type: ignore[arg-type]
+
+
+def test_metric_is_about_one_for_zero_output_and_robust_to_a_flat_occluded_half(gen) -> None:
+    """All-zero output: 1.0 on average over episodes (top/bottom symmetry); a near-perfect output
+    stays near its per-pixel error even when the occluded half is almost flat (the earlier form,
+    relative to the occluded half's own energy, blew up there)."""
+    task = ImageTask(SMALL)
+    ep = task.sample(512, gen(5))
+    zero = torch.zeros(task.T, 512, 64)
+    assert task.metric(zero, ep) == pytest.approx(1.0, abs=0.1)
+    flat = task.sample(1, gen(6))
+    occ = flat.info["occluded"][0]
+    t = flat.targets.clone()
+    t[0, occ] = 1e-3                                            # a flat occluded half, the rest as sampled
+    flat.targets.copy_(t)
+    out = torch.zeros(task.T, 1, 64)
+    out[-1] = t + 0.01                                          # per-pixel error 1e-4 everywhere
+    want = 1e-4 / float((t**2).mean())
+    assert task.metric(out, flat) == pytest.approx(want, rel=1e-4)
+    old_form = 1e-4 * 32 / float((t[0, occ] ** 2).sum())
+    assert old_form > 1.0 > 100 * want                          # the earlier form: 3.1 for this output
