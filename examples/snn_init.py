@@ -16,15 +16,14 @@ every episode holds fresh random patterns, so these are patterns the network has
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from statistics import mean, median, stdev
+from statistics import mean, median
 
 from _common import episodes, parser
 
 from spikeplastic.cli import parse_overrides
 from spikeplastic.meta import evaluate
-from spikeplastic.meta.compare import CompareConfig, compare
+from spikeplastic.meta.compare import CompareConfig, compare, t_interval
 
 HELD_OUT_SEED = 10**6
 HELD_OUT_BATCH = 64
@@ -76,12 +75,13 @@ def main() -> None:
         ckpts = [out / "runs" / args.model / f"seed{s}" / "checkpoint.pt" for s in range(seeds)]
         per_seed = [held_out(c, n_eval, s) for s, c in enumerate(ckpts)]
         untrained = [held_out(c, n_eval, s, untrained=True) for s, c in enumerate(ckpts)]
-        ci = 1.96 * stdev(per_seed) / math.sqrt(len(per_seed)) if len(per_seed) > 1 else float("nan")
+        _, ci = t_interval(per_seed)  # Student-t 95% half-width over seeds (NaN for one seed)
         summary["inits"][init] = {"held_out_per_seed": per_seed, "mean": mean(per_seed), "ci95": ci,
+                                  "ci_method": "student t over seeds",
                                   "median": median(per_seed), "untrained_per_seed": untrained,
                                   "untrained_mean": mean(untrained),
                                   "grad_norm_per_seed": [grad_summary(c.parent) for c in ckpts]}
-        print(f"{args.model} on {args.task}, init={init}: held-out metric {mean(per_seed):.4f} +- {ci:.4f} "
+        print(f"{args.model} on {args.task}, init={init}: held-out metric {mean(per_seed):.4f} +- {ci:.4f} (t95) "
               f"(per seed {', '.join(f'{v:.4f}' for v in per_seed)}); untrained {mean(untrained):.4f}", flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "held_out.json").write_text(json.dumps(summary, indent=1))
