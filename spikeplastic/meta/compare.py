@@ -255,6 +255,7 @@ def summarize(cfg: CompareConfig, runs: Mapping[str, list[dict[str, Any]]], thre
                                "(one seed: the run's own 95% CI, Wilson for binary metrics, else mean ± 1.96 SE)"}
         if any_held else None,
         "threshold": threshold, "higher_is_better": higher_is_better,
+        "outer": str(cfg.train_overrides.get("outer", "bptt")),
         "task_kwargs": dict(cfg.task_kwargs), "model_kwargs": {k: dict(v) for k, v in cfg.model_kwargs.items()},
         "rss_method": "resource.getrusage(RUSAGE_SELF).ru_maxrss of a fresh subprocess per run (max over seeds); "
                       "includes interpreter + torch, see baseline_rss_mb",
@@ -297,6 +298,10 @@ def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> 
     steps = f"{w} step" + ("s" if w != 1 else "")
     intro = (f"Train metric: the training batches' metric over the last {steps} of each run, mean over seeds "
              "± 95% t-interval. ")
+    if results.get("outer") == "es":
+        intro += ("Outer loop ES: the train metric of a step is the mean over its perturbed members "
+                  "(theta ± sigma eps, population x batch episodes), not the network theta that the held-out "
+                  "column evaluates; an 'episode' of the curves is an outer step. ")
     held_col = ""
     if held:
         r0 = held[0]

@@ -157,3 +157,16 @@ def test_one_run_wilson_interval_is_shown_as_its_bounds(tmp_path) -> None:
     runs = {"a": [_fake_run(tmp_path, "a", 0, [0.5] * 20, _held(1.0, 0.839, 1.0))]}
     write_markdown(summarize(cfg, runs, 0.9, True), tmp_path / "r.md")
     assert "| 1 [0.839, 1] |" in (tmp_path / "r.md").read_text()
+
+
+def test_es_comparisons_say_what_their_train_metric_is(tmp_path) -> None:
+    cfg = CompareConfig(task="t", models=("a",), episodes=20, seeds=1, out=str(tmp_path),
+                        train_overrides={"outer": "es"})
+    runs = {"a": [_fake_run(tmp_path, "a", 0, [0.5] * 20)]}
+    res = summarize(cfg, runs, 0.9, True)
+    assert res["outer"] == "es"
+    write_markdown(res, tmp_path / "r.md")
+    assert "perturbed members" in (tmp_path / "r.md").read_text()
+    plain = summarize(CompareConfig(task="t", models=("a",), episodes=20, seeds=1, out=str(tmp_path)), runs, 0.9, True)
+    write_markdown(plain, tmp_path / "p.md")
+    assert plain["outer"] == "bptt" and "perturbed" not in (tmp_path / "p.md").read_text()
