@@ -8,8 +8,8 @@ imports and task construction, before the model is built). ``--eval-episodes N``
 evaluate the final checkpoint on N held-out episodes (:func:`spikeplastic.meta.heldout.evaluate_cached`:
 ``held_out.json`` in the run folder, reused when it holds this network's evaluation) and add it to
 the summary as ``held_out`` (without the per-episode values).
-``--resume``: continue from ``config.out/checkpoint.pt`` when it exists (memory figures are then
-those of the resuming process; without a checkpoint the run starts afresh, replacing what an
+``--resume``: continue from ``config.out/checkpoint.pt`` when it exists (``peak_rss_mb`` is then the
+larger of the resuming process's and the one in an earlier ``RESULT.json``; without a checkpoint the run starts afresh, replacing what an
 earlier attempt logged). ``--overwrite``: start afresh even if the folder holds a run.
 
 The worker ends itself (exit 143, as if terminated) once its parent process is gone, so
@@ -95,6 +95,13 @@ def main(argv: list[str]) -> int:
     if eval_episodes and config.out is not None:
         out["held_out"] = evaluate_cached(config.out, episodes=eval_episodes,
                                           device=config.device).to_dict(values=False)
+    if resume:  # the peak of the whole run: a resumed (or finished, re-summarised) run keeps its training's
+        try:
+            with open(out_path) as fh:
+                prev = json.load(fh)
+            out["peak_rss_mb"] = max(float(out["peak_rss_mb"]), float(prev["peak_rss_mb"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     with open(out_path, "w") as fh:
         json.dump(out, fh)
     return 0

@@ -124,7 +124,10 @@ def test_compare_resume_extends_runs_exactly(tmp_path) -> None:
     assert json.loads((run_a / "held_out.json").read_text())["checkpoint_episode"] == 6
     # a run already at `episodes` is not trained again, nor evaluated again (its held_out.json is reused)
     held_before = (run_a / "held_out.json").read_bytes()
+    summary = json.loads((run_a / "run.json").read_text())
+    (run_a / "run.json").write_text(json.dumps({**summary, "peak_rss_mb": 1e6}))  # as if training had peaked high
     again = _cue_compare(tmp_path / "a", 6, resume=True)
+    assert again["rows"][0]["peak_rss_mb"] == 1e6             # the training's peak, not the re-summarising process's
     assert len(read_metrics(run_a)) == 6 and again["curves"] == fresh["curves"]
     assert (run_a / "held_out.json").read_bytes() == held_before
     assert again["rows"][0]["held_out_per_seed"] == extended["rows"][0]["held_out_per_seed"]
