@@ -1,8 +1,9 @@
 """Binary pattern memorisation and completion (Miconi et al. 2018): 1000-bit patterns.
 
 Trains ``rate-hebb`` (the paper's 1001-unit plastic RNN) on ``pattern`` and reports the first
-episode whose trailing 10-episode mean bit error is below 1% (paper: 250-450 episodes at
-~0.7 s/episode on a 2-core CPU).
+episode whose trailing 10-episode mean bit error is below 1% (an earlier clean-room
+re-implementation measured ~250-450 episodes at ~0.7 s/episode on a 2-core CPU: a measurement,
+not the paper's figure; ours: examples/results/pattern/README.md).
 
     python examples/pattern.py                    # 500 episodes, seed 0 (~5 min on 2 free cores)
     python examples/pattern.py --quick            # 20 episodes
