@@ -9,8 +9,8 @@ evaluate the final checkpoint on N held-out episodes (:func:`spikeplastic.meta.h
 ``held_out.json`` in the run folder, reused when it holds this network's evaluation) and add it to
 the summary as ``held_out`` (without the per-episode values).
 ``--resume``: continue from ``config.out/checkpoint.pt`` when it exists (``peak_rss_mb`` is then the
-larger of the resuming process's and the one in an earlier ``RESULT.json``; without a checkpoint the run starts afresh, replacing what an
-earlier attempt logged). ``--overwrite``: start afresh even if the folder holds a run.
+larger of the resuming process's and the one in an earlier ``RESULT.json``; without a checkpoint
+the run starts afresh, replacing what an earlier attempt logged). ``--overwrite``: start afresh even if the folder holds a run.
 
 The worker ends itself (exit 143, as if terminated) once its parent process is gone, so
 killing ``compare`` never leaves a run training on: an orphan would keep writing into a run

@@ -22,7 +22,8 @@ Definitions (per run; ``W = max(1, min(50, episodes // 10))`` episodes):
   seeds' held-out means. With one seed, the run's own 95% interval (Wilson for oneshot's accuracy,
   mean ± 1.96 SE otherwise) is shown instead, and labelled so;
 - *episodes to threshold*: first episode whose smoothed metric (the trailing mean of a full window
-  of ``W`` episodes: no earlier than episode ``W``) reaches the task's ``success_threshold`` (``<=`` or ``>=`` by ``higher_is_better``); the median over seeds with
+  of ``W`` episodes: no earlier than episode ``W``) reaches the task's ``success_threshold``
+  (``<=`` or ``>=`` by ``higher_is_better``); the median over seeds with
   unreached runs counted as infinite, so "not reached" when half or more never reach it;
 - *seconds per episode*: mean wall time of the outer steps (sampling, forward, backward, Adam;
   not evaluation or checkpoint writing);
@@ -197,12 +198,11 @@ def _smooth(x: np.ndarray, w: int) -> np.ndarray:
     ok = np.isfinite(x)
     c = np.cumsum(np.insert(np.where(ok, x, 0.0), 0, 0.0))
     n = np.cumsum(np.insert(ok.astype(float), 0, 0.0))
-    out = np.empty_like(x)
-    for i in range(len(x)):
-        lo = max(0, i + 1 - w)
-        k = n[i + 1] - n[lo]
-        out[i] = (c[i + 1] - c[lo]) / k if k else math.nan
-    return out
+    hi = np.arange(1, len(x) + 1)
+    lo = np.maximum(0, hi - w)
+    k = n[hi] - n[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(k > 0, (c[hi] - c[lo]) / k, math.nan)
 
 
 def _median_or_none(vals: Sequence[float]) -> float | None:

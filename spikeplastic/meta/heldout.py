@@ -495,7 +495,7 @@ def evaluate_cached(
     if out.is_file():
         try:
             raw = json.loads(out.read_text())
-            old = read_result(out) if raw.get("version") == VERSION else None
+            old = EvalResult.from_dict(raw) if raw.get("version") == VERSION else None
         except (ValueError, TypeError, KeyError, AttributeError, json.JSONDecodeError):
             old = None
         if (old is not None and not old.untrained and old.model_sha256 == state_digest(ck["model_state"])
