@@ -23,6 +23,8 @@ Ids and what they build (``n_act`` = actions of an RL task; sizes are overridabl
 ``rate-hebb``, ``rate-oja`` :class:`~spikeplastic.baselines.PlasticRNN` (per-synapse alpha, learned
                             eta); on ``oneshot``, ``rate-oja`` is the paper's conv net
                             :class:`~spikeplastic.baselines.OneShotPlastic`
+``rate-hebb-shared``        ``rate-hebb`` with one ``alpha`` shared by all synapses (``alpha="shared"``):
+                            the 2018 paper's shared-alpha control on the images task
 ``backpropamine``           :class:`~spikeplastic.baselines.Backpropamine`, mode ``retroactive``
 ``backpropamine-simple``    the same with simple modulation
 ``backpropamine-none``      the same, non-modulated plastic control (mode ``none``)
@@ -734,9 +736,12 @@ def _snn(plastic: bool, modulation: str | None, rule: str = "stdp") -> Callable[
     return build
 
 
-def _rate(rule: str) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
+def _rate(rule: str, shared_alpha: bool = False) -> Callable[[Any, dict[str, Any]], EpisodeModel]:
     def build(task: Any, kw: dict[str, Any]) -> EpisodeModel:
         from .baselines import OneShotPlastic, PlasticRNN
+
+        if shared_alpha:
+            kw = dict({"alpha": "shared"}, **kw)
 
         fam = _family(task)
         if fam == "memory":
@@ -834,6 +839,8 @@ MODELS: Mapping[str, ModelSpec] = MappingProxyType({
     "snn-np": ModelSpec("spiking LIF net, recurrent synapses learning by node perturbation (reward x noise x pre trace)",
                         _snn(True, "retroactive", "np")),
     "rate-hebb": ModelSpec("PlasticRNN, Hebbian trace with decay (Miconi et al. 2018)", _rate("hebb")),
+    "rate-hebb-shared": ModelSpec("rate-hebb with one plasticity coefficient alpha shared by all synapses (the 2018 "
+                                  "paper's shared-alpha control)", _rate("hebb", shared_alpha=True)),
     "rate-oja": ModelSpec("PlasticRNN with Oja's rule (oneshot: OneShotPlastic conv net)", _rate("oja")),
     "backpropamine": ModelSpec("Backpropamine, retroactive neuromodulation (Miconi et al. 2019)",
                                _bpa("retroactive", "backpropamine")),

@@ -92,3 +92,25 @@ def test_snn_gradients_reach_plasticity_parameters(mid: str, keys: tuple[str, ..
         hits = [n for n in named if key in n]
         assert hits, key
         assert any(named[n].grad is not None and named[n].grad.abs().sum() > 0 for n in hits), key
+
+
+def test_rate_hebb_shared_has_one_alpha_and_otherwise_is_rate_hebb() -> None:
+    # the images task's shared-alpha control: one alpha for every synapse, everything else as rate-hebb
+    task = make_task("images", patch_size=4)
+    torch.manual_seed(0)
+    per = make_model("rate-hebb", task)
+    torch.manual_seed(0)
+    shared = make_model("rate-hebb-shared", task)
+    assert per.alpha.shape == per.w.shape and shared.alpha.dim() == 0
+    assert count_parameters(per) - count_parameters(shared) == per.w.numel() - 1
+    assert shared.w.shape == per.w.shape and shared.clamp and shared.bias_unit
+    # with the per-synapse alpha set to the shared value everywhere, both give the same episode
+    with torch.no_grad():
+        per.alpha.fill_(float(shared.alpha))
+        per.w.copy_(shared.w)
+    x = task.sample(2, torch.Generator().manual_seed(1)).inputs
+    out_p, _ = per(x)
+    out_s, _ = shared(x)
+    torch.testing.assert_close(out_p, out_s, rtol=1e-5, atol=1e-6)
+    assert out_s.abs().sum() > 0
+    assert make_model("rate-hebb-shared", task, alpha="per_synapse").alpha.shape == per.w.shape

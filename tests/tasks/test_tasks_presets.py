@@ -36,7 +36,7 @@ PER_MODEL = {
     ("pattern50", "rnn"): {"lr": 3e-5},
     ("pattern50", "lstm"): {"lr": 3e-5},
     ("oneshot-cpu", "snn-oneshot"): {"lr": 3e-4, "lr_decay_every": 8000},
-    **{(t, m): {"clip": 10.0} for t in ("pattern", "pattern50", "images", "oneshot", "oneshot-cpu", "maze", "maze-cpu")
+    **{(t, m): {"clip": 10.0} for t in ("pattern", "pattern50", "images", "images-cpu", "oneshot", "oneshot-cpu", "maze", "maze-cpu")
        for m in ("snn-stdp", "snn-stdp-mod", "snn-static", "snn-np")},
 }
 
@@ -60,6 +60,7 @@ UNSET = "unset"  # a field the reduction leaves to TrainConfig's default
 
 #: CPU reductions: the paper id they reduce, and what they change of its training settings
 REDUCTIONS = {
+    "images-cpu": ("images", {"lr": 1e-3}),
     "maze-cpu": ("maze", {"lr": 1e-3}),
     "maze13-cpu": ("maze13", {"lr": 1e-3, "batch": 16}),
     "oneshot-cpu": ("oneshot", {"lr": 1e-3, "batch": 16, "lr_decay": 0.5, "lr_decay_every": 5000}),
@@ -70,6 +71,7 @@ REDUCTIONS = {
 
 #: reductions that also shrink the task itself, with the fields they change
 TASK_REDUCTIONS = {
+    "images-cpu": {"patch_size": 16},
     "cue-small": {"n_cues": 2, "cue_bits": 10, "cues_per_trial": 1, "trial_min": 4, "trial_max": 6,
                   "episode_steps": 60, "success_threshold": 6.0},
     "cue-cpu": {"cue_bits": 10, "episode_steps": 80, "success_threshold": 6.0},
