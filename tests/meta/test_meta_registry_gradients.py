@@ -37,6 +37,7 @@ CI_TASKS = {
     "maze-cpu": {"episode_steps": 30},
     "maze13-cpu": {"episode_steps": 30},
     "cue-cpu": {"episode_steps": 30},
+    "images-cpu": {"patch_size": 8, "present_steps": 4},
 }
 
 

@@ -22,6 +22,7 @@ SMALL = {
     "maze13-cpu": {"episode_steps": 20},
     "cue-small": {},
     "cue-cpu": {"episode_steps": 30},
+    "images-cpu": {"patch_size": 8, "present_steps": 2},
 }
 
 
