@@ -25,7 +25,8 @@ Data:
   * Built-in fallback (``root=None``): scikit-learn's ``load_digits`` (1797 8x8 digits, shipped
     offline), scaled to [0, 1] and bilinearly upsampled to ``image_size`` so the same conv net
     applies (10 classes: with 5 per split a 5-way episode always uses all 5 classes of its split --
-    only the label assignment, instances and rotations vary).
+    only the label assignment, instances and rotations vary). With rotations on, 6 and 9 (one is
+    the other turned by 180 degrees) are always in the same split (:data:`DIGIT_ROTATION_TWINS`).
 
 Train/test classes (disjoint; the trainer samples ``"train"`` only, held-out evaluation ``"test"``),
 ``class_split``:
@@ -69,6 +70,8 @@ __all__ = [
     "load_omniglot",
     "load_digits_classes",
     "bce_softmax_loss",
+    "random_class_split",
+    "DIGIT_ROTATION_TWINS",
 ]
 
 _OMNIGLOT_LAYOUT = (
@@ -248,6 +251,46 @@ def load_digits_classes(image_size: int = 31) -> ClassImages:
     return _stack_classes([x[y == c] for c in range(10)], [f"digit_{c}" for c in range(10)])
 
 
+#: digit classes that a multiple-of-90-degree rotation maps onto each other (a 6 turned by 180 degrees
+#: is a 9): with rotations on, the digits' random split keeps them on the same side, so that no test
+#: class is a rotated training class
+DIGIT_ROTATION_TWINS: tuple[tuple[str, ...], ...] = (("digit_6", "digit_9"),)
+
+
+def random_class_split(names: tuple[str, ...], n_test: int, seed: int,
+                       twins: tuple[tuple[str, ...], ...] = ()) -> tuple[list[int], list[int]]:
+    """Train and test class indices (sorted): ``order = randperm(C, seed)``, test = its last ``n_test``.
+
+    Each group in ``twins`` moves as one unit, at the place of its member latest in ``order``: units
+    are taken from the end of the order while they fit into ``n_test`` (with no twins, or twins on
+    one side of the plain split, this is exactly the plain split).
+    """
+    c = len(names)
+    order = torch.randperm(c, generator=torch.Generator().manual_seed(seed)).tolist()
+    if not twins:
+        return sorted(order[: c - n_test]), sorted(order[c - n_test:])
+    index = {n: i for i, n in enumerate(names)}
+    unit_of: dict[int, tuple[int, ...]] = {}
+    for group in twins:
+        members = tuple(index[n] for n in group if n in index)
+        for m in members:
+            unit_of[m] = members
+    test: list[int] = []
+    seen: set[int] = set()
+    for i in reversed(order):
+        if i in seen:
+            continue
+        unit = unit_of.get(i, (i,))
+        seen.update(unit)
+        if len(test) + len(unit) <= n_test:
+            test.extend(unit)
+        if len(test) == n_test:
+            break
+    if len(test) != n_test:
+        raise ValueError(f"cannot hold out {n_test} classes with the groups {twins} kept together")
+    return sorted(set(range(c)) - set(test)), sorted(test)
+
+
 def bce_softmax_loss(logits: Tensor, target: Tensor) -> Tensor:
     """``BCELoss(softmax(logits), one_hot(target))`` (mean over ``[B, N]``), from logits, stably.
 
@@ -305,8 +348,8 @@ class OneShotTask(SupervisedTask):
             n_test = config.n_test_classes if config.n_test_classes is not None else min(100, c // 2)
             if n_test >= c:
                 raise ValueError(f"n_test_classes={n_test} leaves no training classes (dataset has {c})")
-            order = torch.randperm(c, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
-            train_idx, test_idx = sorted(order[: c - n_test]), sorted(order[c - n_test :])
+            twins = DIGIT_ROTATION_TWINS if config.root is None and config.rotate else ()
+            train_idx, test_idx = random_class_split(data.names, n_test, self.split_seed, twins)
         else:
             train_idx = [i for i, g in enumerate(data.groups) if g == "images_background"]
             test_idx = [i for i, g in enumerate(data.groups) if g == "images_evaluation"]

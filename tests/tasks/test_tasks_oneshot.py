@@ -112,8 +112,9 @@ def test_digits_fallback_split() -> None:
     train, test = task.split_items("train"), task.split_items("test")
     assert len(train) == len(test) == 5 and set(train) | set(test) == {f"digit_{d}" for d in range(10)}
     assert int(task.splits["train"].counts.sum() + task.splits["test"].counts.sum()) == 1797
-    # randperm(10, seed 0)'s last 5 are the test classes
+    # randperm(10, seed 0)'s last 5 are the test classes (6 and 9 are on one side of it)
     order = torch.randperm(10, generator=torch.Generator().manual_seed(0)).tolist()
+    assert (6 in order[5:]) == (9 in order[5:])
     assert test == tuple(f"digit_{d}" for d in sorted(order[5:]))
     assert OneShotTask(OneShotConfig(split_seed=0)).split_items("test") == test
     assert {OneShotTask(OneShotConfig(split_seed=s)).split_items("test") for s in (1, 2)} - {test}
@@ -187,3 +188,34 @@ def test_config_errors() -> None:
         OneShotConfig(split_seed=-1)
     with pytest.raises(ValueError, match="n_test_classes applies to class_split='random' only"):
         OneShotConfig(class_split="alphabet", n_test_classes=10)
+
+
+def test_digits_split_keeps_6_and_9_together_under_rotation() -> None:
+    """A 6 turned by 180 degrees is a 9: with rotations on, no split seed puts them on different sides
+    (without the rule 9 of these 20 seeds would); without rotations the plain split stands."""
+    separated = 0
+    for seed in range(20):
+        order = torch.randperm(10, generator=torch.Generator().manual_seed(seed)).tolist()
+        plain_test = {f"digit_{d}" for d in order[5:]}
+        apart = ("digit_6" in plain_test) != ("digit_9" in plain_test)
+        separated += apart
+        test = set(OneShotTask(OneShotConfig(split_seed=seed)).split_items("test"))
+        assert len(test) == 5 and ("digit_6" in test) == ("digit_9" in test), seed
+        if not apart:
+            assert test == plain_test, seed
+        assert set(OneShotTask(OneShotConfig(split_seed=seed, rotate=False)).split_items("test")) == plain_test
+    assert separated > 0  # the rule was exercised
+
+
+def test_random_class_split_units() -> None:
+    from spikeplastic.tasks.oneshot import random_class_split
+
+    names = tuple("abcdef")
+    train, test = random_class_split(names, 3, 0)
+    assert sorted(train + test) == list(range(6)) and len(test) == 3
+    for seed in range(10):
+        tr, te = random_class_split(names, 3, seed, (("a", "b"),))
+        assert ({0, 1} <= set(te)) or not ({0, 1} & set(te)), seed
+        assert len(te) == 3 and sorted(tr + te) == list(range(6))
+    with pytest.raises(ValueError, match="kept together"):
+        random_class_split(tuple("abc"), 1, 0, (("a", "b", "c"),))
