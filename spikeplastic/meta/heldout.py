@@ -94,8 +94,9 @@ HELD_OUT_NAME = "held_out.json"
 DEFAULT_EVAL_BATCH = 32
 FORMAT = "spikeplastic-held-out"
 #: 2: the images metric became relative to the whole image's energy (tasks/images.py); a cached
-#: evaluation of another version is made again
-VERSION = 2
+#: evaluation of another version is made again; 3: images evaluations carry the no-memory references
+#: (``ImageTask.reference_errors``)
+VERSION = 3
 SPLITS = ("train", "test")
 
 

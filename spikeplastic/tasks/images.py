@@ -471,6 +471,27 @@ class ImageTask(SupervisedTask):
             },
         )
 
+    def reference_errors(self, episode: Episode) -> dict[str, float]:
+        """The metric of two completions that store nothing, on ``episode`` (one of :meth:`sample`'s):
+        the floor a network must beat to show it recalled the image rather than guessed it.
+
+        - ``zeros``: the visible half copied, the occluded half 0 (the images' mean: about 1.0);
+        - ``edge_row``: the visible half copied, every occluded row filled with the visible row next
+          to the cut (a smoothness guess from the visible half alone).
+        """
+        info = episode.info
+        if not {"occluded", "bottom_zeroed"} <= set(info):
+            raise ValueError("episode must come from ImageTask.sample (info needs 'occluded', 'bottom_zeroed'), "
+                             f"got info keys {sorted(info)}")
+        t, occ, bottom = episode.targets, info["occluded"], info["bottom_zeroed"]
+        ps, half = self.config.patch_size, self.config.patch_size // 2
+        img = t.reshape(-1, ps, ps)
+        edge = torch.where(bottom[:, None], img[:, half - 1], img[:, half])            # [B, ps]
+        fill = edge[:, None, :].expand(-1, ps, ps).reshape(t.shape)
+        zeros = t.masked_fill(occ, 0.0)
+        edge_row = torch.where(occ, fill, t)
+        return {"zeros": self.metric(zeros[None], episode), "edge_row": self.metric(edge_row[None], episode)}
+
     def loss(self, outputs: Tensor, episode: Episode) -> Tensor:
         """``mean_b sum_i (outputs[-1] - targets)^2`` over all pixels."""
         y = check_outputs(outputs, self.n_out, batch=episode.targets.shape[0])[-1]

@@ -1,6 +1,7 @@
 """Image completion task: schedule, preprocessing, occlusion, CIFAR loader on a fake batch."""
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -248,3 +249,32 @@ def test_metric_is_about_one_for_zero_output_and_robust_to_a_flat_occluded_half(
     assert task.metric(out, flat) == pytest.approx(want, rel=1e-4)
     old_form = 1e-4 * 32 / float((t[0, occ] ** 2).sum())
     assert old_form > 1.0 > 100 * want                          # the earlier form: 3.1 for this output
+
+
+def test_reference_errors_written_out(gen) -> None:
+    """``zeros`` and ``edge_row`` against the metric computed by hand, per episode, for both halves."""
+    task = ImageTask(SMALL)
+    ep = task.sample(64, gen(7))
+    ps = SMALL.patch_size
+    half = ps // 2
+    refs = task.reference_errors(ep)
+    z_sum = e_sum = 0.0
+    for b in range(64):
+        t = ep.targets[b].reshape(ps, ps)
+        bottom = bool(ep.info["bottom_zeroed"][b])
+        rows = range(half, ps) if bottom else range(half)
+        edge = t[half - 1] if bottom else t[half]
+        z = t.clone()
+        e = t.clone()
+        for r in rows:
+            z[r] = 0.0
+            e[r] = edge
+        energy = float((t**2).mean())
+        z_sum += float(((z - t) ** 2)[list(rows)].mean()) / energy
+        e_sum += float(((e - t) ** 2)[list(rows)].mean()) / energy
+    assert refs["zeros"] == pytest.approx(z_sum / 64, rel=1e-5)
+    assert refs["edge_row"] == pytest.approx(e_sum / 64, rel=1e-5)
+    assert 0.5 < refs["zeros"] < 1.5 and 0 < refs["edge_row"]
+    assert any(ep.info["bottom_zeroed"]) and not all(ep.info["bottom_zeroed"])
+    with pytest.raises(ValueError, match="ImageTask.sample"):
+        task.reference_errors(dataclasses.replace(ep, info={}))
