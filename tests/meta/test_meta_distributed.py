@@ -27,27 +27,29 @@ def _torchrun(tmp_path, args: list[str]) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
-@pytest.mark.parametrize("task,model,tkw,mkw", [
-    ("pattern", "snn-stdp", ["n_bits=8", "n_patterns=2", "cycles=1"], []),
-    ("cue", "rate-hebb", ["episode_steps=10"], ["n_hidden=6"]),
+@pytest.mark.parametrize("task,model,tkw,mkw,outer", [
+    ("pattern", "snn-stdp", ["n_bits=8", "n_patterns=2", "cycles=1"], [], "bptt"),
+    ("cue", "rate-hebb", ["episode_steps=10"], ["n_hidden=6"], "bptt"),
+    ("pattern", "snn-stdp", ["n_bits=8", "n_patterns=2", "cycles=1"], [], "eprop"),  # e-prop's gradients all-reduced
 ])
-def test_two_gloo_processes_equal_one(tmp_path, task, model, tkw, mkw) -> None:
+def test_two_gloo_processes_equal_one(tmp_path, task, model, tkw, mkw, outer) -> None:
     out = tmp_path / "dist"
     args = ["--task", task, "--model", model, "--episodes", "3", "--batch", "4", "--lr", "0.01",
-            "--out", str(out)]
+            "--out", str(out), "--outer", outer]
     args += [a for kv in tkw for a in ("--task-kw", kv)] + [a for kv in mkw for a in ("--model-kw", kv)]
     _torchrun(tmp_path, args)
     parse = lambda kvs: {k: eval(v) for k, v in (s.split("=") for s in kvs)}  # noqa: E731
     dist = load_checkpoint(out)
     # the CLI adds the task's defaults (cue: clip 2, Simpson penalty, Adam eps); use the same ones
     extra = task_fields(task, model)
-    single = train(TrainConfig(task=task, model=model, episodes=3, batch=4, lr=0.01, progress=False,
+    single = train(TrainConfig(task=task, model=model, episodes=3, batch=4, lr=0.01, progress=False, outer=outer,
                                task_kwargs=parse(tkw), model_kwargs=parse(mkw), **extra))
     assert {k: dist["config"][k] for k in extra} == extra
     assert dist["episode"] == 3
     ref = single.model.state_dict()
     for k, v in dist["model_state"].items():
         torch.testing.assert_close(v, ref[k], rtol=1e-5, atol=1e-6, msg=k)
+    assert all(r["grad_norm"] > 0 for r in dist["history"]), dist["history"]  # the runs did learn something
     losses = [r["loss"] for r in dist["history"]]
     torch.testing.assert_close(torch.tensor(losses), torch.tensor([r["loss"] for r in single.history]))
 
