@@ -13,6 +13,10 @@ episode (higher is better; chance 0).
     python examples/cue.py --jobs 2 --models backpropamine,backpropamine-none,rnn --episodes 14000 --resume
     python examples/cue.py --task cue --episodes 200000 --device cuda
     python examples/cue.py --quick
+    python examples/cue.py --task cue-cpu --models backpropamine,backpropamine-none,rnn --episodes 5000
+
+``cue-cpu`` (4 cues of 10 bits, 2 per trial, 80 steps, 32 units, the paper's loss settings) keeps
+what ``cue-small`` removes: evidence from several trials must be combined.
 """
 from __future__ import annotations
 
@@ -23,10 +27,10 @@ from spikeplastic.meta.compare import CompareConfig, compare
 
 def main() -> None:
     ap = parser(__doc__, episodes=7000, quick_episodes=10, out="runs/cue")
-    ap.add_argument("--task", default="cue-small", choices=["cue-small", "cue"])
+    ap.add_argument("--task", default="cue-small", choices=["cue-small", "cue-cpu", "cue"])
     ap.add_argument("--models", default="backpropamine,backpropamine-simple,backpropamine-none,rnn")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--hidden", type=int, default=None, help="hidden units (default: 32 on cue-small, 200 on cue)")
+    ap.add_argument("--hidden", type=int, default=None, help="hidden units (default: 32 on cue-small and cue-cpu, 200 on cue)")
     ap.add_argument("--batch", type=int, default=None, help="episodes per outer step (default: per task)")
     ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: per task)")
     ap.add_argument("--device", default="cpu")

@@ -280,7 +280,18 @@ def _held_out_row(held: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
         "held_out_ci_method": hs[0]["ci_method"], "held_out_episodes": int(hs[0]["n"]),
         "held_out_split": hs[0]["split"], "held_out_data": [h["data"] for h in hs],
         "held_out_split_checked": [h["split_checked"] for h in hs],
+        "held_out_references": _mean_references(hs),
     }
+
+
+def _mean_references(hs: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
+    """The task's no-learning references (``EvalResult.references``) averaged over the runs, or ``None``
+    where any run has none."""
+    refs = [h.get("references") for h in hs]
+    if not refs or any(not r for r in refs):
+        return None
+    keys = sorted(set.intersection(*(set(r) for r in refs)))
+    return {k: float(np.mean([r[k] for r in refs])) for k in keys} or None
 
 
 def _fmt(v: float | None, spec: str = ".4g") -> str:
@@ -344,6 +355,12 @@ def write_markdown(results: Mapping[str, Any], path: str | os.PathLike[str]) -> 
                 held_cell = f" {_fmt(r['held_out_mean'])} [{_fmt(lo)}, {_fmt(hi)}] |"
         lines.append(f"| {r['model']} | {r['n_params']:,} | {_fmt(r['final_mean'])} ± {ci} |{held_cell} {reach} | "
                      f"{r['seconds_per_episode']:.3f} | {r['peak_rss_mb']:.0f} |")
+    refs = [r["held_out_references"] for r in held if r.get("held_out_references")]
+    if refs:  # held-out episodes depend on the run's seed only: the same for every model
+        same = all(ref == refs[0] for ref in refs)
+        lines += ["", "No-learning references on the same held-out episodes (mean over seeds): "
+                  + ", ".join(f"{k} {_fmt(v)}" for k, v in refs[0].items())
+                  + ("" if same else f" ({held[0]['model']}'s; they differ between models: see results.json)")]
     Path(path).write_text("\n".join(lines) + "\n")
 
 

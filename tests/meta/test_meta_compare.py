@@ -173,3 +173,21 @@ def test_es_comparisons_say_what_their_train_metric_is(tmp_path) -> None:
     plain = summarize(CompareConfig(task="t", models=("a",), episodes=20, seeds=1, out=str(tmp_path)), runs, 0.9, True)
     write_markdown(plain, tmp_path / "p.md")
     assert plain["outer"] == "bptt" and "perturbed" not in (tmp_path / "p.md").read_text()
+
+
+def test_held_out_references_are_averaged_and_shown(tmp_path) -> None:
+    cfg = CompareConfig(task="t", models=("a", "b"), episodes=20, seeds=2, out=str(tmp_path))
+    refs = [{"zeros": 1.0, "edge_row": 1.5}, {"zeros": 0.8, "edge_row": 1.3}]
+    runs = {m: [_fake_run(tmp_path, m, s, [0.5] * 20, dict(_held(0.4, 0.3, 0.5, "normal"), references=refs[s]))
+                for s in range(2)] for m in ("a", "b")}
+    res = summarize(cfg, runs, threshold=0.1, higher_is_better=False)
+    assert res["rows"][0]["held_out_references"] == pytest.approx({"zeros": 0.9, "edge_row": 1.4})
+    write_markdown(res, tmp_path / "r.md")
+    md = (tmp_path / "r.md").read_text()
+    assert "No-learning references on the same held-out episodes (mean over seeds): edge_row 1.4, zeros 0.9" in md
+    assert "differ" not in md
+    runs["b"][0]["held_out"]["references"] = {"zeros": 2.0, "edge_row": 1.5}
+    write_markdown(summarize(cfg, runs, 0.1, False), tmp_path / "d.md")
+    assert "they differ between models" in (tmp_path / "d.md").read_text()
+    runs["b"][1]["held_out"]["references"] = None                      # a task without references
+    assert summarize(cfg, runs, 0.1, False)["rows"][1]["held_out_references"] is None
